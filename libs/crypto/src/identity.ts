@@ -1,0 +1,42 @@
+// The MLS credential identity of a device: "user@domain/deviceId". Every member of a group is a
+// device, and a person reading a roster needs both the account address and which of its devices.
+import { CryptoFormatError, CryptoUsageError } from './errors.js';
+
+/** Longest identity accepted, in UTF-16 code units (addresses are short; this bounds hostile input). */
+const MAX_IDENTITY_LENGTH = 512;
+// No whitespace, control characters, or the separators themselves inside a part.
+const FORBIDDEN = /[\s\p{Cc}@/]/u;
+
+function partProblem(part: string, what: string): string | undefined {
+  if (part.length === 0) return `${what} is empty`;
+  if (FORBIDDEN.test(part)) return `${what} contains a space, control character, "@" or "/"`;
+  return undefined;
+}
+
+function problemWith(user: string, domain: string, deviceId: string): string | undefined {
+  return partProblem(user, 'user') ?? partProblem(domain, 'domain') ?? partProblem(deviceId, 'device id');
+}
+
+/**
+ * The credential identity of a device.
+ * @example deviceIdentity('alice@example.org', 'd1') // 'alice@example.org/d1'
+ */
+export function deviceIdentity(address: string, deviceId: string): string {
+  const at = address.indexOf('@');
+  const problem = at < 0 ? 'address has no "@"' : problemWith(address.slice(0, at), address.slice(at + 1), deviceId);
+  if (problem !== undefined) throw new CryptoUsageError(`bad device identity: ${problem}`);
+  const identity = `${address}/${deviceId}`;
+  if (identity.length > MAX_IDENTITY_LENGTH) throw new CryptoUsageError('bad device identity: too long');
+  return identity;
+}
+
+/** Splits "user@domain/deviceId"; throws CryptoFormatError for anything else. */
+export function parseDeviceIdentity(s: string): { address: string; deviceId: string } {
+  if (typeof s !== 'string' || s.length > MAX_IDENTITY_LENGTH) throw new CryptoFormatError('bad device identity');
+  const at = s.indexOf('@');
+  const slash = s.indexOf('/');
+  if (at < 0 || slash < at) throw new CryptoFormatError(`bad device identity ${JSON.stringify(s)}`);
+  const problem = problemWith(s.slice(0, at), s.slice(at + 1, slash), s.slice(slash + 1));
+  if (problem !== undefined) throw new CryptoFormatError(`bad device identity ${JSON.stringify(s)}: ${problem}`);
+  return { address: s.slice(0, slash), deviceId: s.slice(slash + 1) };
+}

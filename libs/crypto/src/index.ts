@@ -1,0 +1,32 @@
+// @qpq/crypto: the client-side crypto core (MLS over ts-mls with the X-Wing suite, padding, delivery
+// proofs) as pure functions over serializable state.
+export { CIPHERSUITE_NAME, cipherSuite } from './suite.js';
+export { type DeviceKeys, generateDeviceKeys, encodeDeviceKeys, decodeDeviceKeys } from './device-keys.js';
+export { deviceIdentity, parseDeviceIdentity } from './identity.js';
+export { type KeyPackageBundle, generateKeyPackages, inspectKeyPackage } from './key-packages.js';
+export {
+  type GroupStateBytes,
+  createGroup,
+  addMembers,
+  joinFromWelcome,
+  encryptMessage,
+  processMessage,
+  groupInfo,
+} from './group.js';
+export { type Framing, peekFraming } from './framing.js';
+export { padToBucket, unpad, bucketSize } from './padding.js';
+export {
+  type DeliveryProofFields,
+  deliveryProofBytes,
+  ed25519RawPublicKey,
+  payloadHash,
+  signDeliveryProof,
+  verifyDeliveryProof,
+} from './delivery-proof.js';
+export {
+  CryptoError,
+  CryptoFormatError,
+  NoMatchingKeyPackageError,
+  CryptoUsageError,
+  MessageRejectedError,
+} from './errors.js';

@@ -1,0 +1,20 @@
+import { Migrator, type Kysely, type Migration } from 'kysely';
+
+/**
+ * Runs a service's migrations (a static index named by ISO timestamp, e.g. `2026-11-25T2100Z-init`)
+ * inside its schema; idempotent, and safe when several replicas start at once (kysely takes a lock).
+ */
+export async function migrateToLatest(
+  db: Kysely<unknown>,
+  schema: string,
+  migrations: Record<string, Migration>,
+): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableSchema: schema,
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw new Error(`migrations of schema ${schema} failed`, { cause: error });
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

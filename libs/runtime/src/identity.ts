@@ -1,0 +1,33 @@
+import { type Metadata } from '@grpc/grpc-js';
+
+/** The authenticated caller, as the gateway asserts it to internal services. */
+export interface Identity {
+  accountId: string;
+  deviceId: string;
+  username: string;
+}
+
+export const metadataKeys = {
+  accountId: 'qpq-account-id',
+  deviceId: 'qpq-device-id',
+  username: 'qpq-username',
+  requestId: 'x-request-id',
+} as const;
+
+export function writeIdentity(md: Metadata, identity: Identity): void {
+  md.set(metadataKeys.accountId, identity.accountId);
+  md.set(metadataKeys.deviceId, identity.deviceId);
+  md.set(metadataKeys.username, identity.username);
+}
+
+export function readIdentity(md: Metadata): Identity | undefined {
+  const get = (key: string) => {
+    const v = md.get(key)[0];
+    return typeof v === 'string' && v.length > 0 ? v : undefined;
+  };
+  const accountId = get(metadataKeys.accountId);
+  const deviceId = get(metadataKeys.deviceId);
+  const username = get(metadataKeys.username);
+  if (!accountId || !deviceId || !username) return undefined;
+  return { accountId, deviceId, username };
+}

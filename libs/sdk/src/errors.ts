@@ -1,0 +1,164 @@
+/**
+ * Errors the client shows a person: each carries one line fit for a terminal (no stack, no internals)
+ * and, when it came from the server, the gRPC status code it arrived with.
+ */
+
+/** gRPC status codes (the numbers travel in Response.status.code). */
+export const GrpcCode = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+
+export class QpqClientError extends Error {
+  override readonly name: string = 'QpqClientError';
+  constructor(
+    message: string,
+    /** The gRPC status the server answered with, when the error came from the server. */
+    readonly code?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Bad input from the person (flags, names, text). */
+export class UsageError extends QpqClientError {
+  override readonly name = 'UsageError';
+}
+
+export class WrongCredentialsError extends QpqClientError {
+  override readonly name = 'WrongCredentialsError';
+  constructor() {
+    super('wrong username or password', GrpcCode.UNAUTHENTICATED);
+  }
+}
+
+export class SessionExpiredError extends QpqClientError {
+  override readonly name = 'SessionExpiredError';
+  constructor() {
+    super('session expired: run qpq login', GrpcCode.UNAUTHENTICATED);
+  }
+}
+
+export class NoSuchUserError extends QpqClientError {
+  override readonly name = 'NoSuchUserError';
+  constructor(readonly username: string) {
+    super(`no such user: ${username}`, GrpcCode.NOT_FOUND);
+  }
+}
+
+export class ServerUnreachableError extends QpqClientError {
+  override readonly name = 'ServerUnreachableError';
+  constructor(
+    readonly server: string,
+    options?: { cause?: unknown; detail?: string; message?: string },
+  ) {
+    super(
+      options?.message ?? `cannot reach the server at ${server}${options?.detail ? ` (${options.detail})` : ''}`,
+      GrpcCode.UNAVAILABLE,
+      options,
+    );
+  }
+}
+
+/** The data dir holds no account yet. */
+export class NotLoggedInError extends QpqClientError {
+  override readonly name = 'NotLoggedInError';
+  constructor(dataDir: string) {
+    super(`no account in ${dataDir}: run qpq register or qpq login first`);
+  }
+}
+
+/** Any failure reading, decrypting or locking the local store. */
+export class StoreError extends QpqClientError {
+  override readonly name: string = 'StoreError';
+}
+
+export class PassphraseRequiredError extends StoreError {
+  override readonly name = 'PassphraseRequiredError';
+  constructor() {
+    super('this data dir is passphrase-protected: set QPQ_PASSPHRASE');
+  }
+}
+
+/** The delivery service's signed receipt did not match what was sent. */
+export class DeliveryProofError extends QpqClientError {
+  override readonly name = 'DeliveryProofError';
+}
+
+/** The shape of an error answered by the gateway (RpcError in @qpq/wire). */
+export interface RpcFailure {
+  code: number;
+  message: string;
+}
+
+export function isRpcFailure(err: unknown): err is RpcFailure {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    typeof (err as { code?: unknown }).code === 'number' &&
+    typeof (err as { message?: unknown }).message === 'string' &&
+    !(err instanceof QpqClientError)
+  );
+}
+
+/** Codes after which the same request may be sent again unchanged. */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof ServerUnreachableError) return true;
+  return isRpcFailure(err) && (err.code === GrpcCode.UNAVAILABLE || err.code === GrpcCode.DEADLINE_EXCEEDED);
+}
+
+export interface ErrorContext {
+  /** host:port, for "cannot reach the server at …". */
+  server: string;
+  /** The user a NOT_FOUND refers to, when the call named one. */
+  username?: string;
+}
+
+/**
+ * Turns a server answer into the one line a person sees. The services already phrase their messages
+ * for people (auth's "device limit reached…", "username is taken"), so those pass through; the codes
+ * whose text a client should own are rewritten here.
+ */
+export function toClientError(err: unknown, ctx: ErrorContext): QpqClientError {
+  if (err instanceof QpqClientError) return err;
+  if (isRpcFailure(err)) {
+    switch (err.code) {
+      case GrpcCode.UNAVAILABLE:
+        return new ServerUnreachableError(ctx.server, { cause: err });
+      case GrpcCode.DEADLINE_EXCEEDED:
+        return new ServerUnreachableError(ctx.server, { cause: err, detail: 'timed out' });
+      case GrpcCode.NOT_FOUND:
+        if (ctx.username !== undefined) return new NoSuchUserError(ctx.username);
+        break;
+      case GrpcCode.INTERNAL:
+      case GrpcCode.UNKNOWN:
+        return new QpqClientError('the server failed to handle the request; try again later', err.code, { cause: err });
+    }
+    return new QpqClientError(oneLine(err.message) || `request failed (gRPC status ${err.code})`, err.code, {
+      cause: err,
+    });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new QpqClientError(oneLine(message) || 'unexpected error', undefined, { cause: err });
+}
+
+/** Collapses a message to one line so a caller's stderr stays one line per failure. */
+export function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, '; ').trim();
+}

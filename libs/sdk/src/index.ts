@@ -1,0 +1,18 @@
+// The qpq client SDK: what the CLI, the integration tests and the benchmark drive the system with.
+export { QpqClient, DEFAULT_SERVER } from './client.js';
+export type { QpqClientOptions, QpqClientEvents, AccountInfo, SentMessage, ConversationSummary } from './client.js';
+export type { ReceivedMessage } from './conversations.js';
+export { resolveCa, devCaPath, type ResolvedCa } from './ca.js';
+export { parseServerAddress, type ServerAddress } from './gateway-session.js';
+export { LocalStore, STORE_FILES, type StoreOptions } from './store.js';
+export type { StoreDocument, OutboxEntry, HistoryEntry, AccountRecord } from './store-document.js';
+export {
+  Outbox,
+  OutboxRejectedError,
+  enqueueWithRetry,
+  isRefusal,
+  DEFAULT_RETRY,
+  type RetryPolicy,
+  type EnqueueOutcome,
+} from './outbox.js';
+export * from './errors.js';

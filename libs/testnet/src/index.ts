@@ -1,0 +1,6 @@
+export { makeDevCerts, type CertFiles, type DevCerts } from './certs.js';
+export { devCaPath, devDir } from './dev-dir.js';
+export { ensureNatsServer, startNats, type NatsHandle, type NatsOptions } from './nats.js';
+export { fixedPortNeeds, TestNetwork, type BackendName, type ServiceName, type TestNetworkOptions } from './network.js';
+export { FIXED_PORTS, freeTcpPort, PortAllocator, PortInUseError, type PortNeed } from './ports.js';
+export { startPostgres, type PostgresHandle, type PostgresOptions } from './postgres.js';

@@ -1,0 +1,39 @@
+// `npm test`: every unit test (beside the code, *.test.ts) and every integration test
+// (tests/integration), on a fresh clone too. `npm test -- unit` or `-- integration` runs one tier.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { ensureDependencies, root } from './bootstrap.mjs';
+
+ensureDependencies();
+
+function findTests(dir, out = []) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'node_modules' || entry.name.startsWith('.')) continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) findTests(path, out);
+    else if (entry.name.endsWith('.test.ts')) out.push(relative(root, path));
+  }
+  return out.sort();
+}
+
+const tier = process.argv[2];
+const unit = ['libs', 'services', 'clients'].flatMap((d) => findTests(join(root, d)));
+const integration = findTests(join(root, 'tests', 'integration'));
+
+function run(files, concurrency) {
+  if (files.length === 0) return 0;
+  const args = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files];
+  const res = spawnSync(process.execPath, args, {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, QPQ_LOG_LEVEL: process.env.QPQ_LOG_LEVEL ?? 'warn' },
+  });
+  return res.status ?? 1;
+}
+
+let status = 0;
+if (tier !== 'integration') status ||= run(unit, 2);
+// Integration tests each boot a whole network: one at a time on a 2-core machine.
+if (tier !== 'unit' && status === 0) status ||= run(integration, 1);
+process.exit(status);

@@ -1,0 +1,469 @@
+import { status } from '@grpc/grpc-js';
+import {
+  AuthServiceService as Rpc,
+  type FinishLoginRequest,
+  type FinishLoginResponse,
+  type StartLoginResponse,
+} from '@qpq/proto';
+import { loadTlsFiles, readEnv, RpcClient, type Identity } from '@qpq/runtime';
+import {
+  makeDevCerts,
+  startNats,
+  startPostgres,
+  type DevCerts,
+  type NatsHandle,
+  type PostgresHandle,
+} from '@qpq/testnet';
+import * as opaque from '@serenity-kit/opaque';
+import { connect, type NatsConnection } from 'nats';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { authEnv, envToConfig, type AuthConfig } from './config.js';
+import { ExpirySweeper } from './expiry-sweeper.js';
+import { AuthService } from './index.js';
+
+const DOMAIN = 'example.test';
+const DB_NAME = `auth_test_${randomBytes(4).toString('hex')}`;
+
+let pg: PostgresHandle;
+let nats: NatsHandle;
+let certs: DevCerts;
+let certDir: string;
+let databaseUrl: string;
+let service: AuthService;
+/** Connects with the gateway's certificate: identity metadata is honoured. */
+let gateway: RpcClient;
+/** Connects with another internal certificate: identity metadata must be ignored. */
+let stranger: RpcClient;
+let nc: NatsConnection;
+
+function configFor(env: Record<string, string> = {}): AuthConfig {
+  const files = certs.files('auth');
+  return envToConfig(
+    readEnv(authEnv, {
+      QPQ_LISTEN: '127.0.0.1:0',
+      QPQ_METRICS_LISTEN: '127.0.0.1:0',
+      QPQ_DOMAIN: DOMAIN,
+      QPQ_TLS_CA: files.ca,
+      QPQ_TLS_CERT: files.cert,
+      QPQ_TLS_KEY: files.key,
+      QPQ_DATABASE_URL: databaseUrl,
+      QPQ_NATS_URL: nats.url,
+      QPQ_DRAIN_TIMEOUT: '2s',
+      ...env,
+    }),
+  );
+}
+
+function clientAs(name: string, address: string): RpcClient {
+  return new RpcClient({
+    address,
+    tls: loadTlsFiles(certs.files(name)),
+    defaultTimeoutMs: 20_000,
+    maxMessageBytes: 4 << 20,
+  });
+}
+
+// Hooks and tests carry timeouts: a stuck dependency fails the run instead of hanging it.
+before(
+  async () => {
+    certDir = await mkdtemp(join(tmpdir(), 'qpq-auth-test-'));
+    [pg, nats, certs] = await Promise.all([
+      startPostgres(),
+      startNats(),
+      makeDevCerts(join(certDir, 'certs'), ['auth', 'gateway', 'delivery']),
+    ]);
+    databaseUrl = await pg.createDatabase(DB_NAME);
+    service = await (await AuthService.create(configFor())).start();
+    gateway = clientAs('gateway', service.grpcAddress);
+    stranger = clientAs('delivery', service.grpcAddress);
+    nc = await connect({ servers: nats.url });
+    await opaque.ready;
+  },
+  { timeout: 120_000 },
+);
+
+after(
+  async () => {
+    gateway?.close();
+    stranger?.close();
+    await nc?.close();
+    await service?.stop();
+    await pg?.dropDatabase(DB_NAME).catch(() => undefined);
+    await Promise.all([pg?.stop(), nats?.stop()]);
+    await rm(certDir, { recursive: true, force: true });
+  },
+  { timeout: 60_000 },
+);
+
+// --- a client, as the SDK will be: the real OPAQUE client functions, bytes on the wire ---
+
+const bytes = (libraryString: string) => Buffer.from(libraryString, 'base64url');
+const text = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+const uniqueName = (prefix: string) => `${prefix}${randomBytes(4).toString('hex')}`;
+const newDevice = (name = 'laptop'): FinishLoginRequest['device'] => ({
+  $case: 'newDevice',
+  value: { identityKey: randomBytes(32), name },
+});
+
+async function register(username: string, password: string, client = gateway) {
+  const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password });
+  const { registrationResponse } = await client.call(Rpc.startRegistration, {
+    username,
+    registrationRequest: bytes(registrationRequest),
+  });
+  const { registrationRecord } = opaque.client.finishRegistration({
+    clientRegistrationState,
+    registrationResponse: text(registrationResponse),
+    password,
+  });
+  return client.call(Rpc.finishRegistration, { username, registrationRecord: bytes(registrationRecord) });
+}
+
+/** StartLogin, and the client's half of the finish (undefined when the client rejects the server). */
+async function beginLogin(username: string, password: string, client = gateway) {
+  const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
+  const started: StartLoginResponse = await client.call(Rpc.startLogin, {
+    username,
+    startLoginRequest: bytes(startLoginRequest),
+  });
+  const finished = opaque.client.finishLogin({
+    clientLoginState,
+    loginResponse: text(started.loginResponse),
+    password,
+  });
+  return { started, finishLoginRequest: finished ? bytes(finished.finishLoginRequest) : undefined };
+}
+
+async function login(
+  username: string,
+  password: string,
+  device: FinishLoginRequest['device'] = newDevice(),
+  client = gateway,
+): Promise<FinishLoginResponse> {
+  const { started, finishLoginRequest } = await beginLogin(username, password, client);
+  assert.ok(finishLoginRequest, 'the client accepts the server during a login with the right password');
+  return client.call(Rpc.finishLogin, { loginId: started.loginId, finishLoginRequest, device });
+}
+
+const identityOf = (s: FinishLoginResponse): Identity => ({
+  accountId: s.accountId,
+  deviceId: s.deviceId,
+  username: s.username,
+});
+
+async function rejectsWith(promise: Promise<unknown>, code: status, details?: string | RegExp): Promise<void> {
+  await assert.rejects(promise, (err: { code?: number; details?: string }) => {
+    assert.equal(err.code, code, `expected ${status[code]}, got ${status[err.code ?? -1]}: ${err.details}`);
+    if (typeof details === 'string') assert.equal(err.details, details);
+    else if (details) assert.match(err.details ?? '', details);
+    return true;
+  });
+}
+
+/** Collects audit events published while `action` runs (plus a moment for them to arrive). */
+async function auditDuring(action: () => Promise<unknown>): Promise<{ subject: string; body: string }[]> {
+  const seen: { subject: string; body: string }[] = [];
+  const sub = nc.subscribe('qpq.audit.>', {
+    callback: (_err, msg) => seen.push({ subject: msg.subject, body: msg.string() }),
+  });
+  await nc.flush();
+  try {
+    await action().catch(() => undefined);
+    await sleep(300);
+  } finally {
+    sub.unsubscribe();
+  }
+  return seen;
+}
+
+describe('auth service', { timeout: 120_000 }, () => {
+  test('registers and logs in with the real OPAQUE client, and the session token resolves to the device', async () => {
+    const username = uniqueName('alice');
+    const registered = await register(username, 'correct horse');
+    assert.equal(registered.address, `${username}@${DOMAIN}`);
+
+    const session = await login(username, 'correct horse', newDevice('alice laptop'));
+    assert.equal(session.accountId, registered.accountId);
+    assert.equal(session.username, username);
+    assert.equal(session.address, `${username}@${DOMAIN}`);
+    assert.equal(Buffer.from(session.sessionToken, 'base64url').length, 32);
+    const thirtyDays = 30 * 24 * 3600 * 1000;
+    assert.ok(Math.abs(Number(session.expiresAtMs) - (Date.now() + thirtyDays)) < 60_000);
+
+    const validated = await gateway.call(Rpc.validateSession, { sessionToken: session.sessionToken });
+    assert.deepEqual(
+      { accountId: validated.accountId, deviceId: validated.deviceId, username: validated.username },
+      identityOf(session),
+    );
+
+    const { devices } = await gateway.call(Rpc.listDevices, {}, { identity: identityOf(session) });
+    assert.deepEqual(
+      devices.map((d) => [d.deviceId, d.name]),
+      [[session.deviceId, 'alice laptop']],
+    );
+
+    // Logging in again as the same device adds no device.
+    const again = await login(username, 'correct horse', { $case: 'deviceId', value: session.deviceId });
+    assert.equal(again.deviceId, session.deviceId);
+    assert.notEqual(again.sessionToken, session.sessionToken);
+    const after = await gateway.call(Rpc.listDevices, {}, { identity: identityOf(session) });
+    assert.equal(after.devices.length, 1);
+  });
+
+  test('a username is taken once; usernames outside [a-z0-9_.-]{1,32} are refused', async () => {
+    const username = uniqueName('bob');
+    await register(username, 'pw one');
+    await rejectsWith(register(username, 'pw two'), status.ALREADY_EXISTS, 'username is taken');
+    await rejectsWith(register(username.toUpperCase(), 'pw two'), status.ALREADY_EXISTS, 'username is taken');
+    await rejectsWith(register('no spaces', 'pw'), status.INVALID_ARGUMENT, /a-z, 0-9/);
+    await rejectsWith(register('x'.repeat(33), 'pw'), status.INVALID_ARGUMENT, /1 to 32/);
+  });
+
+  test('a wrong password gets no session', async () => {
+    const username = uniqueName('carol');
+    await register(username, 'right password');
+
+    // The client itself notices: the server's response does not open with the wrong password.
+    const wrong = await beginLogin(username, 'wrong password');
+    assert.equal(wrong.finishLoginRequest, undefined);
+
+    // A finish message not made for this login (here: a valid one from another login) is refused.
+    const other = await beginLogin(username, 'right password');
+    const events = await auditDuring(() =>
+      rejectsWith(
+        gateway.call(Rpc.finishLogin, {
+          loginId: wrong.started.loginId,
+          finishLoginRequest: other.finishLoginRequest!,
+          device: newDevice(),
+        }),
+        status.UNAUTHENTICATED,
+        'wrong username or password',
+      ),
+    );
+    assert.ok(events.some((e) => e.subject === 'qpq.audit.login.failed' && e.body.includes(username)));
+  });
+
+  test('a replayed finish is refused, although the OPAQUE library would accept it', async () => {
+    const username = uniqueName('dave');
+    await register(username, 'pw');
+    const { started, finishLoginRequest } = await beginLogin(username, 'pw');
+    const request = { loginId: started.loginId, finishLoginRequest: finishLoginRequest!, device: newDevice() };
+    await gateway.call(Rpc.finishLogin, request);
+    const events = await auditDuring(() =>
+      rejectsWith(
+        gateway.call(Rpc.finishLogin, request),
+        status.UNAUTHENTICATED,
+        'login expired or already used; start again',
+      ),
+    );
+    assert.ok(events.some((e) => e.subject === 'qpq.audit.login.replay_refused'));
+  });
+
+  test('an unknown user gets a response of the same length as a real one, and the same refusal', async () => {
+    const known = uniqueName('erin');
+    await register(known, 'pw');
+    const real = await beginLogin(known, 'pw');
+    const unknown = await beginLogin(uniqueName('nobody'), 'pw');
+    assert.equal(unknown.started.loginResponse.length, real.started.loginResponse.length);
+    assert.equal(unknown.finishLoginRequest, undefined, 'the fake response does not open');
+    // A finish sent anyway is refused with the wrong-password message.
+    await rejectsWith(
+      gateway.call(Rpc.finishLogin, {
+        loginId: unknown.started.loginId,
+        finishLoginRequest: real.finishLoginRequest!,
+        device: newDevice(),
+      }),
+      status.UNAUTHENTICATED,
+      'wrong username or password',
+    );
+  });
+
+  test('an account has at most 5 devices; the 6th is refused with a clear message', async () => {
+    const username = uniqueName('frank');
+    await register(username, 'pw');
+    const sessions: FinishLoginResponse[] = [];
+    for (let i = 0; i < 5; i++) sessions.push(await login(username, 'pw', newDevice(`device ${i}`)));
+    const events = await auditDuring(() =>
+      rejectsWith(
+        login(username, 'pw', newDevice('one too many')),
+        status.RESOURCE_EXHAUSTED,
+        'device limit reached: an account can have at most 5 devices',
+      ),
+    );
+    assert.ok(events.some((e) => e.subject === 'qpq.audit.device.refused'));
+    // The five existing devices still log in.
+    const again = await login(username, 'pw', { $case: 'deviceId', value: sessions[4]!.deviceId });
+    assert.equal(again.deviceId, sessions[4]!.deviceId);
+  });
+
+  test('concurrent new-device logins never take an account past 5 devices', async () => {
+    const username = uniqueName('grace');
+    await register(username, 'pw');
+    // Finish messages first, so the eight FinishLogin calls really race in the service.
+    const begun = await Promise.all(Array.from({ length: 8 }, () => beginLogin(username, 'pw')));
+    const results = await Promise.allSettled(
+      begun.map((b, i) =>
+        gateway.call(Rpc.finishLogin, {
+          loginId: b.started.loginId,
+          finishLoginRequest: b.finishLoginRequest!,
+          device: newDevice(`racer ${i}`),
+        }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 'fulfilled') as PromiseFulfilledResult<FinishLoginResponse>[];
+    const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+    assert.equal(ok.length, 5);
+    assert.equal(refused.length, 3);
+    for (const r of refused) assert.equal((r.reason as { code: number }).code, status.RESOURCE_EXHAUSTED);
+    const { devices } = await gateway.call(Rpc.listDevices, {}, { identity: identityOf(ok[0]!.value) });
+    assert.equal(devices.length, 5);
+  });
+
+  test('a device id of another account, or a malformed identity key, is refused', async () => {
+    const a = uniqueName('heidi');
+    const b = uniqueName('ivan');
+    await register(a, 'pw');
+    await register(b, 'pw');
+    const aSession = await login(a, 'pw');
+    await rejectsWith(
+      login(b, 'pw', { $case: 'deviceId', value: aSession.deviceId }),
+      status.PERMISSION_DENIED,
+      /not registered to the account/,
+    );
+    await rejectsWith(
+      login(b, 'pw', { $case: 'newDevice', value: { identityKey: randomBytes(31), name: 'x' } }),
+      status.INVALID_ARGUMENT,
+      /32-byte Ed25519 public key/,
+    );
+  });
+
+  test('sessions and login attempts expire; a restart or replica shares the OPAQUE setup', async () => {
+    const username = uniqueName('judy');
+    // Registered on the first instance, logged in on a second one with short TTLs over the same database.
+    await register(username, 'pw');
+    const shortLived = await (
+      await AuthService.create(configFor({ QPQ_SESSION_TTL: '1s', QPQ_LOGIN_TTL: '1s' }))
+    ).start();
+    const client = clientAs('gateway', shortLived.grpcAddress);
+    try {
+      const session = await login(username, 'pw', newDevice(), client);
+      await client.call(Rpc.validateSession, { sessionToken: session.sessionToken });
+      const late = await beginLogin(username, 'pw', client);
+      await sleep(1200);
+      await rejectsWith(
+        client.call(Rpc.validateSession, { sessionToken: session.sessionToken }),
+        status.UNAUTHENTICATED,
+        'session expired or revoked; log in again',
+      );
+      await rejectsWith(
+        client.call(Rpc.finishLogin, {
+          loginId: late.started.loginId,
+          finishLoginRequest: late.finishLoginRequest!,
+          device: newDevice(),
+        }),
+        status.UNAUTHENTICATED,
+        'login expired or already used; start again',
+      );
+      // The sweeper removes the expired session row (the query above already refused it).
+      const sessionRows = () =>
+        shortLived.ctx.db
+          .selectFrom('sessions')
+          .select('token_hash')
+          .where('device_id', '=', session.deviceId)
+          .execute();
+      assert.equal((await sessionRows()).length, 1);
+      assert.ok((await new ExpirySweeper(shortLived.ctx.db, shortLived.ctx.logger).sweep()) >= 1);
+      assert.equal((await sessionRows()).length, 0);
+    } finally {
+      client.close();
+      await shortLived.stop();
+    }
+    await rejectsWith(
+      gateway.call(Rpc.validateSession, { sessionToken: randomBytes(32).toString('base64url') }),
+      status.UNAUTHENTICATED,
+    );
+  });
+
+  test('logout ends the device session; ResolveUser lists active devices; unknown users are NOT_FOUND', async () => {
+    const username = uniqueName('ken');
+    await register(username, 'pw');
+    const first = await login(username, 'pw', newDevice('phone'));
+    const second = await login(username, 'pw', newDevice('desk'));
+
+    const resolved = await gateway.call(Rpc.resolveUser, { username }, { identity: identityOf(second) });
+    assert.equal(resolved.address, `${username}@${DOMAIN}`);
+    assert.deepEqual(
+      resolved.devices.map((d) => d.deviceId),
+      [first.deviceId, second.deviceId],
+    );
+    assert.equal(resolved.devices[0]!.identityKey.length, 32);
+    await rejectsWith(
+      gateway.call(Rpc.resolveUser, { username: 'nosuchuser' }, { identity: identityOf(second) }),
+      status.NOT_FOUND,
+      'no such user: nosuchuser',
+    );
+
+    await gateway.call(Rpc.logout, {}, { identity: identityOf(first) });
+    await rejectsWith(gateway.call(Rpc.validateSession, { sessionToken: first.sessionToken }), status.UNAUTHENTICATED);
+    const stillIn = await gateway.call(Rpc.validateSession, { sessionToken: second.sessionToken });
+    assert.equal(stillIn.deviceId, second.deviceId);
+  });
+
+  test('identity metadata from a caller that is not the gateway is ignored', async () => {
+    const username = uniqueName('leo');
+    await register(username, 'pw', stranger);
+    const session = await login(username, 'pw', newDevice(), stranger);
+    const identity = identityOf(session);
+    await rejectsWith(stranger.call(Rpc.listDevices, {}, { identity }), status.UNAUTHENTICATED);
+    await rejectsWith(stranger.call(Rpc.resolveUser, { username }, { identity }), status.UNAUTHENTICATED);
+    await rejectsWith(stranger.call(Rpc.logout, {}, { identity }), status.UNAUTHENTICATED);
+    // The same identity through the gateway's certificate works.
+    await gateway.call(Rpc.listDevices, {}, { identity });
+  });
+
+  test('audit events reach the QPQ_AUDIT stream without secrets', async () => {
+    const username = uniqueName('mallory');
+    let token = '';
+    const events = await auditDuring(async () => {
+      await register(username, 'pw');
+      token = (await login(username, 'pw')).sessionToken;
+    });
+    const subjects = events.map((e) => e.subject);
+    for (const s of ['account.registered', 'device.added', 'login.succeeded'])
+      assert.ok(subjects.includes(`qpq.audit.${s}`), s);
+    for (const e of events) {
+      assert.ok(!e.body.includes(token), 'no session token in audit events');
+      assert.ok(!/"(state|token|password|record)"/.test(e.body), e.body);
+    }
+    const jsm = await nc.jetstreamManager();
+    const info = await jsm.streams.info('QPQ_AUDIT');
+    assert.ok(info.state.messages >= events.length);
+  });
+
+  test('/readyz is ready while Postgres and NATS are reachable, and not ready when NATS goes away', async () => {
+    const readyz = async (svc: AuthService) =>
+      (await fetch(`http://${svc.httpAddress}/readyz`, { signal: AbortSignal.timeout(5000) })).status;
+    assert.equal(await readyz(service), 200);
+
+    const ownNats = await startNats();
+    const svc = await (await AuthService.create(configFor({ QPQ_NATS_URL: ownNats.url }))).start();
+    try {
+      assert.equal(await readyz(svc), 200);
+      await ownNats.stop();
+      const deadline = Date.now() + 5000;
+      while ((await readyz(svc)) !== 503) {
+        assert.ok(Date.now() < deadline, '/readyz still 200 five seconds after NATS stopped');
+        await sleep(100);
+      }
+    } finally {
+      await svc.stop();
+      await ownNats.stop();
+    }
+  });
+});

@@ -1,0 +1,46 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** Postgres `bigint`: read as bigint (libs/db sets the parser), written as bigint or number. */
+type Int8 = ColumnType<bigint, bigint | number, bigint | number>;
+
+export interface MessagesTable {
+  id: Generated<bigint>;
+  message_id: string;
+  sender_account_id: string;
+  sender_username: string;
+  sender_device_id: string;
+  group_id: Buffer | null;
+  /** Null once every recipient acknowledged (the row stays as the idempotency record until it expires). */
+  payload: Buffer | null;
+  payload_sha256: Buffer;
+  /** bigint[] comes back as strings: pg has no bigint parser for arrays. */
+  recipient_seqs: ColumnType<string[], string[] | undefined, string[]>;
+  accepted_at: Date;
+  expires_at: Date;
+  proof: Buffer;
+}
+
+export interface MailboxTable {
+  device_id: string;
+  seq: Int8;
+  message_pk: Int8;
+}
+
+export interface DeviceCursorsTable {
+  device_id: string;
+  last_seq: Int8;
+  acked_seq: ColumnType<bigint, bigint | number | undefined, bigint | number>;
+}
+
+export interface SigningKeysTable {
+  name: string;
+  private_key_pem: string;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
+export interface DeliveryTables {
+  messages: MessagesTable;
+  mailbox: MailboxTable;
+  device_cursors: DeviceCursorsTable;
+  signing_keys: SigningKeysTable;
+}

@@ -1,0 +1,543 @@
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { subjects } from '@qpq/bus';
+import { openDatabase } from '@qpq/db';
+import { DeliveryProof, DeliveryServiceService, Push, type EnqueueResponse } from '@qpq/proto';
+import { loadTlsFiles, readEnv, RpcClient, type Identity } from '@qpq/runtime';
+import {
+  makeDevCerts,
+  startNats,
+  startPostgres,
+  type DevCerts,
+  type NatsHandle,
+  type PostgresHandle,
+} from '@qpq/testnet';
+import { sql, type Kysely } from 'kysely';
+import { connect, type NatsConnection } from 'nats';
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { deliveryEnv, envToConfig, type DeliveryConfig } from './config.js';
+import type { DeliveryTables } from './db/schema.js';
+import { DeliveryService } from './index.js';
+import { verifyDeliveryProof } from '@qpq/crypto';
+
+
+const { enqueue: Enqueue, fetch: Fetch, ack: Ack } = DeliveryServiceService;
+const MAX_PAYLOAD = 256 * 1024;
+
+/** A client UUIDv7: 48-bit milliseconds, version 7, variant 10. */
+function uuidv7(): string {
+  const b = randomBytes(16);
+  b.writeUIntBE(Date.now(), 0, 6);
+  b[6] = ((b[6] as number) & 0x0f) | 0x70;
+  b[8] = ((b[8] as number) & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+function newDevice(username = 'alice'): Identity {
+  return { accountId: randomUUID(), deviceId: randomUUID(), username };
+}
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+/** Bytes equal by content (decoded protobuf bytes are Buffers, ours are Uint8Arrays). */
+function sameBytes(actual: Uint8Array | undefined, expected: Uint8Array, what = 'bytes'): void {
+  assert.ok(actual && Buffer.compare(actual, expected) === 0, `${what} differ`);
+}
+
+async function rejection(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as { code: number; details: string };
+  }
+  assert.fail('the call succeeded but should have been refused');
+}
+
+async function waitFor<T>(what: string, get: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('delivery service', () => {
+  let pg: PostgresHandle;
+  let nats: NatsHandle;
+  let certs: DevCerts;
+  let certDir: string;
+  let cfg: DeliveryConfig;
+  let service: DeliveryService;
+  let gateway: RpcClient;
+  let stranger: RpcClient;
+  let db: Kysely<DeliveryTables>;
+  let nc: NatsConnection;
+
+  const client = (name: string) =>
+    new RpcClient({
+      address: service.grpcAddress,
+      tls: loadTlsFiles(certs.files(name)),
+      defaultTimeoutMs: 10_000,
+      maxMessageBytes: 4 * 1024 * 1024,
+    });
+
+  const enqueue = (sender: Identity, recipients: Identity[], payload: Uint8Array, messageId = uuidv7()) =>
+    gateway.call(
+      Enqueue,
+      { messageId, recipientDeviceIds: recipients.map((r) => r.deviceId), payload, groupId: new Uint8Array(0) },
+      { identity: sender },
+    );
+  const fetchAfter = (device: Identity, afterSeq = 0n, limit = 0) =>
+    gateway.call(Fetch, { afterSeq, limit }, { identity: device });
+  const ack = (device: Identity, upToSeq: bigint) => gateway.call(Ack, { upToSeq }, { identity: device });
+  const seqOf = (res: EnqueueResponse, device: Identity) =>
+    res.recipients.find((r) => r.deviceId === device.deviceId)?.seq;
+  const count = async (table: 'messages' | 'mailbox' | 'device_cursors') =>
+    Number(
+      (
+        await db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+
+  before(async () => {
+    [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+    certDir = await mkdtemp(join(tmpdir(), 'qpq-delivery-test-'));
+    certs = await makeDevCerts(certDir, ['delivery', 'gateway', 'auth']);
+    const databaseUrl = await pg.createDatabase(`delivery_test_${randomBytes(4).toString('hex')}`);
+    const tls = certs.files('delivery');
+    cfg = envToConfig(
+      readEnv(deliveryEnv, {
+        QPQ_LISTEN: '127.0.0.1:0',
+        QPQ_METRICS_LISTEN: '127.0.0.1:0',
+        QPQ_TLS_CA: tls.ca,
+        QPQ_TLS_CERT: tls.cert,
+        QPQ_TLS_KEY: tls.key,
+        QPQ_DATABASE_URL: databaseUrl,
+        QPQ_NATS_URL: nats.url,
+        QPQ_GC_INTERVAL: '100ms',
+        QPQ_DRAIN_TIMEOUT: '2s',
+      }),
+    );
+    service = await DeliveryService.create(cfg).then((s) => s.start());
+    gateway = client('gateway');
+    stranger = client('auth');
+    db = await openDatabase<DeliveryTables>({ url: databaseUrl, schema: 'delivery' });
+    nc = await connect({ servers: nats.url, timeout: 5000 });
+  });
+
+  after(async () => {
+    gateway?.close();
+    stranger?.close();
+    await nc?.close();
+    await db?.destroy();
+    await service?.stop();
+    await Promise.all([nats?.stop(), pg?.stop()]);
+    if (certDir) await rm(certDir, { recursive: true, force: true });
+  });
+
+  it('refuses calls whose identity does not come from the gateway', async () => {
+    const alice = newDevice();
+    const fromStranger = await rejection(stranger.call(Fetch, { afterSeq: 0n, limit: 0 }, { identity: alice }));
+    assert.equal(fromStranger.code, GrpcStatus.UNAUTHENTICATED);
+    const noIdentity = await rejection(gateway.call(Fetch, { afterSeq: 0n, limit: 0 }));
+    assert.equal(noIdentity.code, GrpcStatus.UNAUTHENTICATED);
+    const enqueueFromStranger = await rejection(
+      stranger.call(
+        Enqueue,
+        { messageId: uuidv7(), recipientDeviceIds: [alice.deviceId], payload: bytes('x'), groupId: new Uint8Array() },
+        { identity: alice },
+      ),
+    );
+    assert.equal(enqueueFromStranger.code, GrpcStatus.UNAUTHENTICATED);
+  });
+
+  it('gives every recipient device consecutive seqs across messages', async () => {
+    const alice = newDevice('alice');
+    const devices = [newDevice('bob'), newDevice('bob'), newDevice('carol')];
+    for (let n = 1n; n <= 3n; n++) {
+      const res = await enqueue(alice, devices, bytes(`message ${n}`));
+      assert.equal(res.duplicate, false);
+      assert.deepEqual(
+        res.recipients.map((r) => r.deviceId),
+        devices.map((d) => d.deviceId).sort(),
+      );
+      for (const d of devices) assert.equal(seqOf(res, d), n, `seq of message ${n} for ${d.deviceId}`);
+    }
+    for (const d of devices) {
+      const got = await fetchAfter(d);
+      assert.deepEqual(
+        got.envelopes.map((e) => e.seq),
+        [1n, 2n, 3n],
+      );
+      assert.deepEqual(
+        got.envelopes.map((e) => text(e.payload)),
+        ['message 1', 'message 2', 'message 3'],
+      );
+      assert.equal(got.lastSeq, 3n);
+    }
+  });
+
+  it('keeps seqs gap-free under 50 concurrent enqueues to the same device', async () => {
+    const target = newDevice('bob');
+    const senders = Array.from({ length: 50 }, () => newDevice('alice'));
+    const results = await Promise.all(
+      senders.map((s, i) => enqueue(s, i % 2 ? [target, newDevice('x')] : [newDevice('y'), target], bytes(`m${i}`))),
+    );
+    const seqs = results.map((r) => seqOf(r, target) as bigint).sort((a, b) => Number(a - b));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 50 }, (_, i) => BigInt(i + 1)),
+    );
+    const got = await fetchAfter(target, 0n, 500);
+    assert.equal(got.envelopes.length, 50);
+    assert.equal(new Set(got.envelopes.map((e) => e.messageId)).size, 50);
+    assert.equal(got.lastSeq, 50n);
+  });
+
+  it('answers a retry with the original result and stores nothing new', async () => {
+    const alice = newDevice('alice');
+    const devices = [newDevice('bob'), newDevice('carol')];
+    const messageId = uuidv7();
+    const first = await enqueue(alice, devices, bytes('hello'), messageId);
+    const stored = { messages: await count('messages'), mailbox: await count('mailbox') };
+    // The retry lists the recipients in another order: the same set is the same message.
+    const retry = await enqueue(alice, [...devices].reverse(), bytes('hello'), messageId.toUpperCase());
+    assert.equal(retry.duplicate, true);
+    assert.deepEqual(retry.recipients, first.recipients);
+    assert.deepEqual(retry.deliveryProof, first.deliveryProof);
+    assert.deepEqual({ messages: await count('messages'), mailbox: await count('mailbox') }, stored);
+    for (const d of devices) assert.equal((await fetchAfter(d)).lastSeq, 1n);
+
+    const otherSender = await rejection(enqueue(newDevice('mallory'), devices, bytes('hello'), messageId));
+    assert.equal(otherSender.code, GrpcStatus.ALREADY_EXISTS);
+    const otherPayload = await rejection(enqueue(alice, devices, bytes('hello!'), messageId));
+    assert.equal(otherPayload.code, GrpcStatus.ALREADY_EXISTS);
+    assert.match(otherPayload.details, /already used/);
+  });
+
+  it('signs a delivery proof that verifies with the service key and fails when any byte changes', async () => {
+    const devices = [newDevice('bob'), newDevice('carol'), newDevice('dave')];
+    const payload = bytes('attack at dawn');
+    const before = Date.now();
+    const res = await enqueue(newDevice('alice'), devices, payload);
+    const proof = res.deliveryProof;
+    assert.ok(proof);
+    assert.deepEqual(proof.recipientDeviceIds, devices.map((d) => d.deviceId).sort());
+    assert.ok(proof.acceptedAtMs >= BigInt(before) && proof.acceptedAtMs <= BigInt(Date.now()));
+    sameBytes(proof.serverPublicKey, service.proofPublicKey, 'server public key');
+    assert.equal(verifyDeliveryProof(proof, payload, service.proofPublicKey), true);
+
+    const encoded = DeliveryProof.encode(proof).finish();
+    let flips = 0;
+    for (let i = 0; i < encoded.length; i++) {
+      const tampered = Uint8Array.from(encoded);
+      tampered[i] = (tampered[i] as number) ^ 0x01;
+      let decoded: DeliveryProof;
+      try {
+        decoded = DeliveryProof.decode(tampered);
+      } catch {
+        continue; // no longer a proof at all
+      }
+      flips++;
+      assert.equal(
+        verifyDeliveryProof(decoded, payload, service.proofPublicKey),
+        false,
+        `byte ${i} of the encoded proof flipped`,
+      );
+    }
+    assert.ok(flips > encoded.length / 2);
+    assert.equal(verifyDeliveryProof(proof, bytes('attack at dusk')), false);
+  });
+
+  it('fetches envelopes after a seq, in order, a page at a time', async () => {
+    const alice = newDevice('alice');
+    const bob = newDevice('bob');
+    const groupId = bytes('group-1');
+    const ids: string[] = [];
+    for (let i = 1; i <= 5; i++) {
+      const messageId = uuidv7();
+      ids.push(messageId);
+      await gateway.call(
+        Enqueue,
+        { messageId, recipientDeviceIds: [bob.deviceId], payload: bytes(`m${i}`), groupId },
+        { identity: alice },
+      );
+    }
+    const after2 = await fetchAfter(bob, 2n);
+    assert.deepEqual(
+      after2.envelopes.map((e) => e.seq),
+      [3n, 4n, 5n],
+    );
+    assert.deepEqual(
+      after2.envelopes.map((e) => e.messageId),
+      ids.slice(2),
+    );
+    const e = after2.envelopes[0];
+    assert.ok(e);
+    assert.equal(e.senderUser, 'alice');
+    assert.equal(e.senderDeviceId, alice.deviceId);
+    sameBytes(e.groupId, groupId, 'group id');
+    sameBytes(e.payload, bytes('m3'), 'payload');
+    assert.ok(e.acceptedAtMs > 0n);
+    assert.equal(after2.hasMore, false);
+    assert.equal(after2.lastSeq, 5n);
+
+    const page = await fetchAfter(bob, 0n, 2);
+    assert.deepEqual(
+      page.envelopes.map((x) => x.seq),
+      [1n, 2n],
+    );
+    assert.equal(page.hasMore, true);
+    const empty = await fetchAfter(newDevice('nobody'));
+    assert.deepEqual(empty, { envelopes: [], hasMore: false, lastSeq: 0n });
+  });
+
+  it('acks cumulatively, deletes what was acknowledged, and fetch after ack returns nothing', async () => {
+    const alice = newDevice('alice');
+    const bob = newDevice('bob');
+    const carol = newDevice('carol');
+    const sent: EnqueueResponse[] = [];
+    const messageIds: string[] = [];
+    for (let i = 1; i <= 4; i++) {
+      messageIds.push(uuidv7());
+      sent.push(await enqueue(alice, [bob, carol], bytes(`m${i}`), messageIds[i - 1]));
+    }
+    const mailboxOf = async (d: Identity) =>
+      (await db.selectFrom('mailbox').select('seq').where('device_id', '=', d.deviceId).orderBy('seq').execute()).map(
+        (r) => r.seq,
+      );
+
+    assert.equal((await ack(bob, 2n)).ackedUpToSeq, 2n);
+    assert.deepEqual(await mailboxOf(bob), [3n, 4n]);
+    assert.deepEqual(
+      (await fetchAfter(bob)).envelopes.map((e) => e.seq),
+      [3n, 4n],
+    );
+    assert.equal((await ack(bob, 1n)).ackedUpToSeq, 2n, 'an ack never goes backwards');
+    assert.equal((await ack(bob, 999n)).ackedUpToSeq, 4n, 'an ack never goes beyond the last seq');
+    assert.deepEqual(await mailboxOf(bob), []);
+    assert.deepEqual((await fetchAfter(bob)).envelopes, []);
+    assert.equal((await fetchAfter(bob)).lastSeq, 4n);
+
+    // Carol has not acknowledged: her envelopes (and the payloads) are all still there.
+    assert.deepEqual(
+      (await fetchAfter(carol)).envelopes.map((e) => text(e.payload)),
+      ['m1', 'm2', 'm3', 'm4'],
+    );
+    const payloadsLeft = () =>
+      db
+        .selectFrom('messages')
+        .select(sql<number>`count(payload)::int`.as('n'))
+        .where('message_id', 'in', messageIds)
+        .executeTakeFirstOrThrow()
+        .then((r) => r.n);
+    assert.equal(await payloadsLeft(), 4);
+    await ack(carol, 4n);
+    assert.equal(await payloadsLeft(), 0, 'payloads are deleted once every recipient acknowledged');
+    // The message row stays as the idempotency record: a late retry is still not delivered twice.
+    const retry = await enqueue(alice, [bob, carol], bytes('m1'), messageIds[0]);
+    assert.equal(retry.duplicate, true);
+    assert.deepEqual(retry.recipients, sent[0]?.recipients);
+    assert.deepEqual((await fetchAfter(bob)).envelopes, []);
+    assert.equal((await ack(newDevice('nobody'), 5n)).ackedUpToSeq, 0n);
+  });
+
+  it('deletes the payload when the last recipients ack at the same moment', async () => {
+    const alice = newDevice('alice');
+    const recipients = Array.from({ length: 4 }, () => newDevice('bob'));
+    const messageIds: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      messageIds.push(uuidv7());
+      await enqueue(alice, recipients, bytes(`m${i}`), messageIds[i]);
+    }
+    await Promise.all(recipients.map((d) => ack(d, 20n)));
+    const left = await db
+      .selectFrom('messages')
+      .select(sql<number>`count(payload)::int`.as('n'))
+      .where('message_id', 'in', messageIds)
+      .executeTakeFirstOrThrow();
+    assert.equal(left.n, 0, 'a payload every recipient acknowledged is still stored');
+    assert.equal((await count('messages')) > 0, true);
+  });
+
+  it('publishes a push for each recipient only after the message is committed', async () => {
+    const alice = newDevice('alice');
+    const bob = newDevice('bob');
+    const carol = newDevice('carol');
+    const seen: { device: string; push: Push; committed: boolean }[] = [];
+    const subs = [bob, carol].map((d) =>
+      nc.subscribe(subjects.push(d.deviceId), {
+        callback: (err, msg) => {
+          if (err) return;
+          const push = Push.decode(msg.data);
+          const seq = push.kind?.$case === 'envelope' ? push.kind.value.seq : -1n;
+          // Read with another connection the moment the push arrives: the row must already be visible.
+          void db
+            .selectFrom('mailbox')
+            .select('seq')
+            .where('device_id', '=', d.deviceId)
+            .where('seq', '=', seq)
+            .executeTakeFirst()
+            .then((row) => seen.push({ device: d.deviceId, push, committed: row !== undefined }));
+        },
+      }),
+    );
+    await nc.flush();
+    const messageId = uuidv7();
+    const payload = bytes('pushed');
+    await gateway.call(
+      Enqueue,
+      { messageId, recipientDeviceIds: [bob.deviceId, carol.deviceId], payload, groupId: bytes('g') },
+      { identity: alice },
+    );
+    await waitFor('two pushes', async () => (seen.length >= 2 ? true : undefined));
+    for (const s of subs) s.unsubscribe();
+    for (const { push, committed } of seen) {
+      assert.equal(committed, true, 'the push arrived before the mailbox row was committed');
+      assert.equal(push.kind?.$case, 'envelope');
+      const env = push.kind.value;
+      assert.equal(env.seq, 1n);
+      assert.equal(env.messageId, messageId);
+      assert.equal(env.senderUser, 'alice');
+      assert.equal(env.senderDeviceId, alice.deviceId);
+      sameBytes(env.payload, payload, 'payload');
+      sameBytes(env.groupId, bytes('g'), 'group id');
+    }
+    assert.deepEqual(seen.map((s) => s.device).sort(), [bob.deviceId, carol.deviceId].sort());
+  });
+
+  it('refuses bad requests with a clear message and stores nothing', async () => {
+    const alice = newDevice('alice');
+    const bob = newDevice('bob');
+    const before = await count('messages');
+    const oversize = await rejection(enqueue(alice, [bob], new Uint8Array(MAX_PAYLOAD + 1)));
+    assert.equal(oversize.code, GrpcStatus.RESOURCE_EXHAUSTED);
+    assert.match(oversize.details, /262145 bytes is larger than the limit of 262144 bytes \(QPQ_MAX_PAYLOAD_BYTES\)/);
+    assert.equal(
+      (await enqueue(alice, [bob], new Uint8Array(MAX_PAYLOAD))).duplicate,
+      false,
+      'the limit itself is fine',
+    );
+
+    const tooMany = await rejection(
+      enqueue(
+        alice,
+        Array.from({ length: 1001 }, () => newDevice()),
+        bytes('x'),
+      ),
+    );
+    assert.equal(tooMany.code, GrpcStatus.RESOURCE_EXHAUSTED);
+    assert.match(tooMany.details, /limit of 1000 .*QPQ_MAX_RECIPIENTS/);
+
+    const cases: [string, Promise<unknown>, RegExp][] = [
+      ['empty payload', enqueue(alice, [bob], new Uint8Array(0)), /payload is empty/],
+      ['no recipients', enqueue(alice, [], bytes('x')), /recipient_device_ids is empty/],
+      ['bad message id', enqueue(alice, [bob], bytes('x'), 'not-a-uuid'), /message_id must be a UUID/],
+      [
+        'bad recipient',
+        gateway.call(
+          Enqueue,
+          { messageId: uuidv7(), recipientDeviceIds: ['bob'], payload: bytes('x'), groupId: new Uint8Array() },
+          { identity: alice },
+        ),
+        /recipient device id must be a UUID/,
+      ],
+      ['repeated recipient', enqueue(alice, [bob, bob], bytes('x')), /listed more than once/],
+    ];
+    for (const [what, call, message] of cases) {
+      const err = await rejection(call);
+      assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT, what);
+      assert.match(err.details, message, what);
+    }
+    assert.equal(await count('messages'), before + 1);
+  });
+
+  it('deletes expired messages in the periodic sweep and keeps the rest', async () => {
+    const alice = newDevice('alice');
+    const bob = newDevice('bob');
+    const old = await enqueue(alice, [bob], bytes('old'));
+    await enqueue(alice, [bob], bytes('fresh'));
+    const oldId = (await fetchAfter(bob)).envelopes[0]?.messageId;
+    assert.ok(oldId && seqOf(old, bob) === 1n);
+    await db
+      .updateTable('messages')
+      .set({ expires_at: new Date(Date.now() - 1000) })
+      .where('message_id', '=', oldId)
+      .execute();
+    await waitFor('the sweep', async () =>
+      (await db.selectFrom('messages').select('id').where('message_id', '=', oldId).executeTakeFirst())
+        ? undefined
+        : true,
+    );
+    const got = await fetchAfter(bob);
+    assert.deepEqual(
+      got.envelopes.map((e) => text(e.payload)),
+      ['fresh'],
+    );
+    assert.deepEqual(
+      got.envelopes.map((e) => e.seq),
+      [2n],
+    );
+    assert.equal(got.lastSeq, 2n, 'seqs never restart after expiry');
+    assert.equal(
+      (await db.selectFrom('mailbox').select('seq').where('device_id', '=', bob.deviceId).execute()).length,
+      1,
+    );
+  });
+
+  it('serves probes and metrics', async () => {
+    const ready = await globalThis.fetch(`http://${service.httpAddress}/readyz`);
+    assert.equal(ready.status, 200);
+    const metrics = await (await globalThis.fetch(`http://${service.httpAddress}/metrics`)).text();
+    assert.match(metrics, /qpq_delivery_enqueued_messages_total/);
+    assert.match(metrics, /qpq_delivery_duplicates_total/);
+    assert.match(metrics, /qpq_delivery_fanout_devices_bucket/);
+  });
+
+  it('keeps every message, seq and the signing key across a restart', async () => {
+    const alice = newDevice('alice');
+    const bob = newDevice('bob');
+    const payload = bytes('before restart');
+    const first = await enqueue(alice, [bob], payload);
+    const publicKey = service.proofPublicKey;
+
+    await service.stop();
+    gateway.close();
+    service = await DeliveryService.create(cfg).then((s) => s.start());
+    gateway = client('gateway');
+
+    assert.deepEqual(service.proofPublicKey, publicKey);
+    const got = await fetchAfter(bob);
+    assert.deepEqual(
+      got.envelopes.map((e) => text(e.payload)),
+      ['before restart'],
+    );
+    const second = await enqueue(alice, [bob], bytes('after restart'));
+    assert.equal(seqOf(second, bob), 2n);
+    assert.ok(second.deliveryProof && first.deliveryProof);
+    assert.ok(verifyDeliveryProof(second.deliveryProof, payload, publicKey));
+    assert.ok(verifyDeliveryProof(first.deliveryProof, payload, service.proofPublicKey));
+  });
+
+  it('goes unready without NATS but still accepts messages (the device fetches)', async () => {
+    await nc.close();
+    await nats.stop();
+    await waitFor('/readyz to turn 503', async () =>
+      (await globalThis.fetch(`http://${service.httpAddress}/readyz`)).status === 503 ? true : undefined,
+    );
+    const bob = newDevice('bob');
+    const res = await enqueue(newDevice('alice'), [bob], bytes('while NATS is down'));
+    assert.equal(seqOf(res, bob), 1n);
+    assert.equal((await fetchAfter(bob)).envelopes.length, 1);
+  });
+});

@@ -1,0 +1,36 @@
+import type { Counter, Histogram, UpDownCounter } from '@opentelemetry/api';
+import type { Telemetry } from '@qpq/runtime';
+
+/** What an SRE watches on a gateway (calls to the backends are in qpq_rpc_client_duration_seconds). */
+export class GatewayMetrics {
+  /** Client connections open now. */
+  readonly connections: UpDownCounter;
+  /** Frames by direction (in/out) and kind (request/response/push). */
+  readonly frames: Counter;
+  /** Connections closed, by reason (peer, idle, frame_too_large, malformed_frame, shutting_down, …). */
+  readonly connectionsClosed: Counter;
+  /** Client requests from frame in to response out, by method and status code. */
+  readonly requestDuration: Histogram;
+  /** Pushes not delivered (too large for a frame, or the client stopped reading). */
+  readonly pushesDropped: Counter;
+
+  constructor(telemetry: Telemetry) {
+    const meter = telemetry.meter;
+    this.connections = meter.createUpDownCounter('qpq_gateway_connections', {
+      description: 'Client QUIC connections currently open',
+    });
+    this.frames = meter.createCounter('qpq_gateway_frames_total', {
+      description: 'Frames received from and sent to clients, by direction and kind',
+    });
+    this.connectionsClosed = meter.createCounter('qpq_gateway_connections_closed_total', {
+      description: 'Client connections closed, by reason',
+    });
+    this.requestDuration = meter.createHistogram('qpq_gateway_request_duration_seconds', {
+      description: 'Client requests from frame received to response sent, by method and status code',
+      advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
+    });
+    this.pushesDropped = meter.createCounter('qpq_gateway_pushes_dropped_total', {
+      description: 'Pushes not forwarded to a client (the device fetches instead), by reason',
+    });
+  }
+}

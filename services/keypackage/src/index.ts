@@ -1,0 +1,89 @@
+import { Bus } from '@qpq/bus';
+import { databaseReachable, migrateToLatest, openDatabase } from '@qpq/db';
+import { KeyPackageServiceService } from '@qpq/proto';
+import { ServiceHost, type Routes } from '@qpq/runtime';
+import type { Kysely } from 'kysely';
+import { ClaimRateLimiter } from './claim-rate-limiter.js';
+import type { KeyPackageConfig } from './config.js';
+import type { AppContext } from './context.js';
+import { migrations } from './db/migrations/index.js';
+import type { KeyPackageDatabase } from './db/schema.js';
+import { claimKeyPackages } from './routes/claim-key-packages.js';
+import { countKeyPackages } from './routes/count-key-packages.js';
+import { uploadKeyPackages } from './routes/upload-key-packages.js';
+
+export { envToConfig, keyPackageEnv, type KeyPackageConfig } from './config.js';
+export type { AppContext } from './context.js';
+export { deviceCredentialIdentity, REQUIRED_CIPHER_SUITE } from './key-package-check.js';
+
+const SCHEMA = 'keypackage';
+
+/** Parts a test (or an embedding process) may supply instead of having the service open its own. */
+export interface KeyPackageOverrides {
+  db?: Kysely<KeyPackageDatabase>;
+  bus?: Bus;
+}
+
+/**
+ * The keypackage service: devices upload MLS KeyPackages (checked for the project's cipher suite and
+ * their own credential); others claim them, each one-time KeyPackage at most once.
+ */
+export class KeyPackageService {
+  private constructor(
+    readonly ctx: AppContext,
+    readonly host: ServiceHost,
+    private readonly owns: { db: boolean; bus: boolean },
+  ) {}
+
+  /** Connects to Postgres and NATS and brings the `keypackage` schema to the latest migration. */
+  static async create(cfg: KeyPackageConfig, overrides: KeyPackageOverrides = {}): Promise<KeyPackageService> {
+    const host = new ServiceHost('keypackage', cfg);
+    let db = overrides.db;
+    let bus = overrides.bus;
+    try {
+      db ??= await openDatabase<KeyPackageDatabase>({ url: cfg.databaseUrl, schema: SCHEMA });
+      await migrateToLatest(db as Kysely<unknown>, SCHEMA, migrations);
+      bus ??= await Bus.connect(cfg.natsUrl, 'keypackage');
+      const ctx: AppContext = {
+        cfg,
+        db,
+        bus,
+        logger: host.logger,
+        claimLimiter: new ClaimRateLimiter(cfg.claimRatePerMinute),
+      };
+      return new KeyPackageService(ctx, host, { db: !overrides.db, bus: !overrides.bus });
+    } catch (err) {
+      if (bus && !overrides.bus) await bus.close();
+      if (db && !overrides.db) await db.destroy();
+      await host.stop();
+      throw err;
+    }
+  }
+
+  get grpcAddress(): string {
+    return this.host.grpcAddress;
+  }
+
+  get httpAddress(): string {
+    return this.host.httpAddress;
+  }
+
+  async start(): Promise<this> {
+    const { ctx } = this;
+    const routes: Routes<typeof KeyPackageServiceService> = {
+      uploadKeyPackages: uploadKeyPackages(ctx),
+      claimKeyPackages: claimKeyPackages(ctx),
+      countKeyPackages: countKeyPackages(ctx),
+    };
+    this.host.grpc.addService('qpq.v1.KeyPackageService', KeyPackageServiceService, routes);
+    await this.host.start(async () => ctx.bus.isConnected() && (await databaseReachable(ctx.db as Kysely<unknown>)));
+    return this;
+  }
+
+  /** Drains calls in flight, then closes NATS (flushing low-water notices) and the database pool. */
+  async stop(): Promise<void> {
+    await this.host.stop();
+    if (this.owns.bus) await this.ctx.bus.close();
+    if (this.owns.db) await this.ctx.db.destroy();
+  }
+}

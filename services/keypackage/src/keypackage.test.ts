@@ -1,0 +1,369 @@
+import { status } from '@grpc/grpc-js';
+import { subjects } from '@qpq/bus';
+import { KeyPackageServiceService as Rpc, Push, type ClaimKeyPackagesResponse } from '@qpq/proto';
+import { loadTlsFiles, readEnv, RpcClient, type Identity } from '@qpq/runtime';
+import {
+  makeDevCerts,
+  startNats,
+  startPostgres,
+  type DevCerts,
+  type NatsHandle,
+  type PostgresHandle,
+} from '@qpq/testnet';
+import { connect, type NatsConnection } from 'nats';
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  defaultCapabilities,
+  defaultLifetime,
+  encodeMlsMessage,
+  generateKeyPackage,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
+  type CiphersuiteImpl,
+  type CiphersuiteName,
+} from 'ts-mls';
+import { envToConfig, keyPackageEnv, type KeyPackageConfig } from './config.js';
+import { KeyPackageService } from './index.js';
+import { deviceCredentialIdentity, REQUIRED_CIPHER_SUITE } from './key-package-check.js';
+
+const DOMAIN = 'example.test';
+const DB_NAME = `keypackage_test_${randomBytes(4).toString('hex')}`;
+
+let pg: PostgresHandle;
+let nats: NatsHandle;
+let certs: DevCerts;
+let certDir: string;
+let databaseUrl: string;
+let service: KeyPackageService;
+let gateway: RpcClient;
+let stranger: RpcClient;
+let nc: NatsConnection;
+
+function configFor(env: Record<string, string> = {}): KeyPackageConfig {
+  const files = certs.files('keypackage');
+  return envToConfig(
+    readEnv(keyPackageEnv, {
+      QPQ_LISTEN: '127.0.0.1:0',
+      QPQ_METRICS_LISTEN: '127.0.0.1:0',
+      QPQ_DOMAIN: DOMAIN,
+      QPQ_TLS_CA: files.ca,
+      QPQ_TLS_CERT: files.cert,
+      QPQ_TLS_KEY: files.key,
+      QPQ_DATABASE_URL: databaseUrl,
+      QPQ_NATS_URL: nats.url,
+      QPQ_DRAIN_TIMEOUT: '2s',
+      ...env,
+    }),
+  );
+}
+
+function clientAs(name: string, address: string): RpcClient {
+  return new RpcClient({
+    address,
+    tls: loadTlsFiles(certs.files(name)),
+    defaultTimeoutMs: 20_000,
+    maxMessageBytes: 8 << 20,
+  });
+}
+
+// Hooks and tests carry timeouts: a stuck dependency fails the run instead of hanging it.
+before(
+  async () => {
+    certDir = await mkdtemp(join(tmpdir(), 'qpq-keypackage-test-'));
+    [pg, nats, certs] = await Promise.all([
+      startPostgres(),
+      startNats(),
+      makeDevCerts(join(certDir, 'certs'), ['keypackage', 'gateway', 'delivery']),
+    ]);
+    databaseUrl = await pg.createDatabase(DB_NAME);
+    service = await (await KeyPackageService.create(configFor())).start();
+    gateway = clientAs('gateway', service.grpcAddress);
+    stranger = clientAs('delivery', service.grpcAddress);
+    nc = await connect({ servers: nats.url });
+  },
+  { timeout: 120_000 },
+);
+
+after(
+  async () => {
+    gateway?.close();
+    stranger?.close();
+    await nc?.close();
+    await service?.stop();
+    await pg?.dropDatabase(DB_NAME).catch(() => undefined);
+    await Promise.all([pg?.stop(), nats?.stop()]);
+    await rm(certDir, { recursive: true, force: true });
+  },
+  { timeout: 60_000 },
+);
+
+// --- devices and KeyPackages, made as the client makes them (ts-mls, basic credential) ---
+
+const suites = new Map<CiphersuiteName, Promise<CiphersuiteImpl>>();
+const suite = (name: CiphersuiteName) => {
+  if (!suites.has(name)) suites.set(name, getCiphersuiteImpl(getCiphersuiteFromName(name)));
+  return suites.get(name)!;
+};
+
+function newDevice(username = `u${randomBytes(4).toString('hex')}`): Identity {
+  return { accountId: randomUUID(), deviceId: randomUUID(), username };
+}
+
+async function keyPackage(
+  device: Identity,
+  opts: { suite?: CiphersuiteName; identity?: string } = {},
+): Promise<Uint8Array> {
+  const identity = opts.identity ?? deviceCredentialIdentity(device.username, DOMAIN, device.deviceId);
+  const { publicPackage } = await generateKeyPackage(
+    { credentialType: 'basic', identity: new TextEncoder().encode(identity) },
+    defaultCapabilities(),
+    defaultLifetime,
+    [],
+    await suite(opts.suite ?? REQUIRED_CIPHER_SUITE),
+  );
+  return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: publicPackage });
+}
+
+const keyPackages = (device: Identity, n: number) => Promise.all(Array.from({ length: n }, () => keyPackage(device)));
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+async function rejectsWith(promise: Promise<unknown>, code: status, details?: string | RegExp): Promise<void> {
+  await assert.rejects(promise, (err: { code?: number; details?: string }) => {
+    assert.equal(err.code, code, `expected ${status[code]}, got ${status[err.code ?? -1]}: ${err.details}`);
+    if (typeof details === 'string') assert.equal(err.details, details);
+    else if (details) assert.match(err.details ?? '', details);
+    return true;
+  });
+}
+
+describe('keypackage service', { timeout: 120_000 }, () => {
+  test('a device uploads one-time and last-resort KeyPackages and counts them', async () => {
+    const bob = newDevice();
+    const uploaded = await gateway.call(
+      Rpc.uploadKeyPackages,
+      { keyPackages: await keyPackages(bob, 3), lastResortKeyPackage: await keyPackage(bob) },
+      { identity: bob },
+    );
+    assert.deepEqual(uploaded, { stored: 4, oneTimeRemaining: 3 });
+    const count = await gateway.call(Rpc.countKeyPackages, {}, { identity: bob });
+    assert.deepEqual(count, { oneTimeRemaining: 3, hasLastResort: true, lowWaterMark: 10 });
+  });
+
+  test('20 concurrent claims over 10 one-time KeyPackages hand each out once, then the last-resort one', async () => {
+    const bob = newDevice();
+    const oneTime = await keyPackages(bob, 10);
+    const lastResort = await keyPackage(bob);
+    await gateway.call(
+      Rpc.uploadKeyPackages,
+      { keyPackages: oneTime, lastResortKeyPackage: lastResort },
+      { identity: bob },
+    );
+
+    const claimers = Array.from({ length: 20 }, () => newDevice());
+    const claims: ClaimKeyPackagesResponse[] = await Promise.all(
+      claimers.map((c) =>
+        gateway.call(Rpc.claimKeyPackages, { username: bob.username, deviceIds: [] }, { identity: c }),
+      ),
+    );
+    const handedOut = claims.map((c) => {
+      assert.equal(c.keyPackages.length, 1);
+      assert.equal(c.keyPackages[0]!.deviceId, bob.deviceId);
+      return c.keyPackages[0]!;
+    });
+    const oneTimeClaims = handedOut.filter((k) => !k.lastResort).map((k) => hex(k.keyPackage));
+    const lastResortClaims = handedOut.filter((k) => k.lastResort).map((k) => hex(k.keyPackage));
+    assert.equal(oneTimeClaims.length, 10);
+    assert.equal(new Set(oneTimeClaims).size, 10, 'no one-time KeyPackage handed out twice');
+    assert.deepEqual(new Set(oneTimeClaims), new Set(oneTime.map(hex)));
+    assert.deepEqual(lastResortClaims, Array(10).fill(hex(lastResort)));
+
+    const count = await gateway.call(Rpc.countKeyPackages, {}, { identity: bob });
+    assert.deepEqual(count, { oneTimeRemaining: 0, hasLastResort: true, lowWaterMark: 10 });
+  });
+
+  test('a KeyPackage of another cipher suite is refused and nothing of the upload is stored', async () => {
+    const bob = newDevice();
+    const good = await keyPackage(bob);
+    const classic = await keyPackage(bob, { suite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' });
+    await rejectsWith(
+      gateway.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: [good, classic], lastResortKeyPackage: new Uint8Array() },
+        { identity: bob },
+      ),
+      status.INVALID_ARGUMENT,
+      'KeyPackage uses cipher suite MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519; this server requires MLS_256_XWING_AES256GCM_SHA512_Ed25519',
+    );
+    const count = await gateway.call(Rpc.countKeyPackages, {}, { identity: bob });
+    assert.equal(count.oneTimeRemaining, 0);
+  });
+
+  test('a KeyPackage whose credential names another device, garbage, or too many are refused', async () => {
+    const bob = newDevice();
+    const mallory = newDevice();
+    const forged = await keyPackage(mallory, {
+      identity: deviceCredentialIdentity(bob.username, DOMAIN, bob.deviceId),
+    });
+    // Mallory uploads a KeyPackage claiming to be Bob's device.
+    await rejectsWith(
+      gateway.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: [forged], lastResortKeyPackage: new Uint8Array() },
+        { identity: mallory },
+      ),
+      status.PERMISSION_DENIED,
+      /credential names/,
+    );
+    await rejectsWith(
+      gateway.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: [randomBytes(300)], lastResortKeyPackage: new Uint8Array() },
+        { identity: bob },
+      ),
+      status.INVALID_ARGUMENT,
+      'KeyPackage 1 is not an MLS KeyPackage message',
+    );
+    // Tampering breaks the self-signature.
+    const tampered = Buffer.from(await keyPackage(bob));
+    tampered[100] = tampered[100]! ^ 0xff;
+    await rejectsWith(
+      gateway.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: [tampered], lastResortKeyPackage: new Uint8Array() },
+        { identity: bob },
+      ),
+      status.INVALID_ARGUMENT,
+      'KeyPackage 1 has an invalid signature',
+    );
+    const one = await keyPackage(bob);
+    await rejectsWith(
+      gateway.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: Array(101).fill(one), lastResortKeyPackage: new Uint8Array() },
+        { identity: bob },
+      ),
+      status.INVALID_ARGUMENT,
+      'too many KeyPackages in one upload: 101; at most 100 per upload',
+    );
+    await rejectsWith(
+      gateway.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: [new Uint8Array(64 * 1024 + 1)], lastResortKeyPackage: new Uint8Array() },
+        { identity: bob },
+      ),
+      status.INVALID_ARGUMENT,
+      /at most 65536 bytes/,
+    );
+  });
+
+  test('a claim below the low-water mark pushes KeyPackagesLow to the device on NATS', async () => {
+    const bob = newDevice();
+    await gateway.call(
+      Rpc.uploadKeyPackages,
+      { keyPackages: await keyPackages(bob, 3), lastResortKeyPackage: await keyPackage(bob) },
+      { identity: bob },
+    );
+    const sub = nc.subscribe(subjects.push(bob.deviceId), { max: 1, timeout: 5000 });
+    await nc.flush();
+    await gateway.call(Rpc.claimKeyPackages, { username: bob.username, deviceIds: [] }, { identity: newDevice() });
+    for await (const msg of sub) {
+      const push = Push.decode(msg.data);
+      assert.deepEqual(push.kind, { $case: 'keyPackagesLow', value: { oneTimeRemaining: 2, lowWaterMark: 10 } });
+    }
+    assert.equal(sub.getProcessed(), 1);
+  });
+
+  test('claims cover each device of the user, can be restricted, and replace nothing but the last resort', async () => {
+    const username = `u${randomBytes(4).toString('hex')}`;
+    const phone = newDevice(username);
+    const laptop = { ...newDevice(username), accountId: phone.accountId };
+    await gateway.call(
+      Rpc.uploadKeyPackages,
+      { keyPackages: await keyPackages(phone, 2), lastResortKeyPackage: new Uint8Array() },
+      { identity: phone },
+    );
+    const lr1 = await keyPackage(laptop);
+    const lr2 = await keyPackage(laptop);
+    await gateway.call(Rpc.uploadKeyPackages, { keyPackages: [], lastResortKeyPackage: lr1 }, { identity: laptop });
+    await gateway.call(Rpc.uploadKeyPackages, { keyPackages: [], lastResortKeyPackage: lr2 }, { identity: laptop });
+
+    const alice = newDevice();
+    const both = await gateway.call(Rpc.claimKeyPackages, { username, deviceIds: [] }, { identity: alice });
+    assert.deepEqual(new Set(both.keyPackages.map((k) => k.deviceId)), new Set([phone.deviceId, laptop.deviceId]));
+    const fromLaptop = both.keyPackages.find((k) => k.deviceId === laptop.deviceId)!;
+    assert.equal(fromLaptop.lastResort, true);
+    assert.equal(hex(fromLaptop.keyPackage), hex(lr2), 'the newer last-resort KeyPackage replaced the older');
+
+    const onlyPhone = await gateway.call(
+      Rpc.claimKeyPackages,
+      { username, deviceIds: [phone.deviceId] },
+      { identity: alice },
+    );
+    assert.deepEqual(
+      onlyPhone.keyPackages.map((k) => [k.deviceId, k.lastResort]),
+      [[phone.deviceId, false]],
+    );
+    // The phone's pool is now empty and it has no last resort: nothing left for it.
+    await rejectsWith(
+      gateway.call(Rpc.claimKeyPackages, { username, deviceIds: [phone.deviceId] }, { identity: alice }),
+      status.NOT_FOUND,
+      `no KeyPackages for ${username}`,
+    );
+    await rejectsWith(
+      gateway.call(Rpc.claimKeyPackages, { username: 'nobody', deviceIds: [] }, { identity: alice }),
+      status.NOT_FOUND,
+      'no KeyPackages for nobody',
+    );
+  });
+
+  test('claims are rate limited per calling device', async () => {
+    const limited = await (await KeyPackageService.create(configFor({ QPQ_CLAIM_RATE: '2' }))).start();
+    const client = clientAs('gateway', limited.grpcAddress);
+    try {
+      const bob = newDevice();
+      await client.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: [], lastResortKeyPackage: await keyPackage(bob) },
+        { identity: bob },
+      );
+      const alice = newDevice();
+      const claim = () =>
+        client.call(Rpc.claimKeyPackages, { username: bob.username, deviceIds: [] }, { identity: alice });
+      await claim();
+      await claim();
+      await rejectsWith(claim(), status.RESOURCE_EXHAUSTED, /^too many KeyPackage claims; try again in (29|30) s$/);
+      // Another device has its own allowance.
+      await client.call(Rpc.claimKeyPackages, { username: bob.username, deviceIds: [] }, { identity: newDevice() });
+    } finally {
+      client.close();
+      await limited.stop();
+    }
+  });
+
+  test('identity metadata from a caller that is not the gateway is ignored', async () => {
+    const bob = newDevice();
+    await rejectsWith(stranger.call(Rpc.countKeyPackages, {}, { identity: bob }), status.UNAUTHENTICATED);
+    await rejectsWith(
+      stranger.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: [await keyPackage(bob)], lastResortKeyPackage: new Uint8Array() },
+        { identity: bob },
+      ),
+      status.UNAUTHENTICATED,
+    );
+    await rejectsWith(
+      stranger.call(Rpc.claimKeyPackages, { username: bob.username, deviceIds: [] }, { identity: bob }),
+      status.UNAUTHENTICATED,
+    );
+  });
+
+  test('/readyz is ready while Postgres and NATS are reachable', async () => {
+    const res = await fetch(`http://${service.httpAddress}/readyz`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(res.status, 200);
+  });
+});
