@@ -23,7 +23,15 @@ const integration = findTests(join(root, 'tests', 'integration'));
 
 function run(files, concurrency) {
   if (files.length === 0) return 0;
-  const args = ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files];
+  const args = [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-timeout=300000',
+    `--test-concurrency=${concurrency}`,
+    '--test-reporter=spec',
+    ...files,
+  ];
   const res = spawnSync(process.execPath, args, {
     cwd: root,
     stdio: 'inherit',

@@ -40,3 +40,17 @@ export function parseDeviceIdentity(s: string): { address: string; deviceId: str
   if (problem !== undefined) throw new CryptoFormatError(`bad device identity ${JSON.stringify(s)}: ${problem}`);
   return { address: s.slice(0, slash), deviceId: s.slice(slash + 1) };
 }
+
+const USERNAME = /^[a-z0-9_.-]{1,32}$/;
+
+/** What a person is told when a username does not fit the rule. */
+export const USERNAME_RULE = 'a username is 1 to 32 characters of a-z, 0-9, _, . and -';
+
+/**
+ * The username as stored, or undefined when it breaks the rule. Input is lowercased first so `Alice`
+ * and `alice` are one account. The server (auth, keypackage) and the client apply the same rule.
+ */
+export function normalizeUsername(raw: string): string | undefined {
+  const username = raw.trim().toLowerCase();
+  return USERNAME.test(username) ? username : undefined;
+}

@@ -2,7 +2,7 @@
 // proofs) as pure functions over serializable state.
 export { CIPHERSUITE_NAME, cipherSuite } from './suite.js';
 export { type DeviceKeys, generateDeviceKeys, encodeDeviceKeys, decodeDeviceKeys } from './device-keys.js';
-export { deviceIdentity, parseDeviceIdentity } from './identity.js';
+export { deviceIdentity, normalizeUsername, parseDeviceIdentity, USERNAME_RULE } from './identity.js';
 export { type KeyPackageBundle, generateKeyPackages, inspectKeyPackage } from './key-packages.js';
 export {
   type GroupStateBytes,

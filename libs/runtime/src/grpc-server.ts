@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from './config.js';
 import { requestScope } from './context.js';
-import { toGrpcStatus, UnauthenticatedError } from './errors.js';
+import { PermissionDeniedError, toGrpcStatus, UnauthenticatedError } from './errors.js';
 import { metadataKeys, readIdentity, type Identity } from './identity.js';
 import { metadataGetter } from './propagation.js';
 import type { Telemetry } from './telemetry.js';
@@ -26,6 +26,8 @@ export interface CallContext {
   requestId: string;
   /** The caller as asserted by the gateway; undefined for calls that carry none or come from elsewhere. */
   identity: Identity | undefined;
+  /** Common name of the peer's (CA-verified) client certificate, e.g. `gateway`. */
+  peer: string | undefined;
   logger: Logger;
   /** Aborted when the caller cancels or the deadline passes. */
   signal: AbortSignal;
@@ -42,6 +44,11 @@ export type Routes<D> = {
     ? UnaryHandler<Req, Res>
     : never;
 };
+
+/** Refuses (PERMISSION_DENIED) a call that did not come from the gateway's certificate. */
+export function requireGateway(ctx: CallContext): void {
+  if (ctx.peer !== GATEWAY_COMMON_NAME) throw new PermissionDeniedError('only the gateway may call this');
+}
 
 /** The caller's identity, or UNAUTHENTICATED. */
 export function requireIdentity(ctx: CallContext): Identity {
@@ -121,7 +128,8 @@ export class GrpcServer {
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const started = performance.now();
       const requestId = firstString(call.metadata, metadataKeys.requestId) ?? randomUUID();
-      const peerCn = call.getAuthContext()?.sslPeerCertificate?.subject?.CN;
+      const cn = call.getAuthContext()?.sslPeerCertificate?.subject?.CN;
+      const peerCn = typeof cn === 'string' ? cn : undefined;
       const identity = peerCn === GATEWAY_COMMON_NAME ? readIdentity(call.metadata) : undefined;
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
@@ -131,6 +139,7 @@ export class GrpcServer {
         method: path,
         requestId,
         identity,
+        peer: peerCn,
         logger: logger.child({ method: path }),
         signal: abort.signal,
       };

@@ -1,6 +1,23 @@
 import { env, type HostPort } from './config.js';
 import { tlsEnv } from './tls.js';
 
+/**
+ * Where a service finds Postgres and NATS when nothing is configured: the stack `npm run dev` starts
+ * (libs/testnet FIXED_PORTS: embedded Postgres on 5433, NATS on 4223).
+ */
+export const LAPTOP_DATABASE_URL = 'postgres://postgres:qpq-dev@127.0.0.1:5433/qpq';
+export const LAPTOP_NATS_URL = 'nats://127.0.0.1:4223';
+
+/** `QPQ_DATABASE_URL`, for services that keep state in Postgres. */
+export const databaseEnv = () => ({
+  QPQ_DATABASE_URL: env.url(['postgres', 'postgresql'], LAPTOP_DATABASE_URL),
+});
+
+/** `QPQ_NATS_URL`, for services on the bus. */
+export const natsEnv = () => ({
+  QPQ_NATS_URL: env.url(['nats', 'tls'], LAPTOP_NATS_URL),
+});
+
 /** Variables every backend service reads, with the defaults of a laptop. */
 export function baseServiceEnv(ports: { grpc: number; http: number }) {
   return {

@@ -1,12 +1,19 @@
-import { metrics, type Histogram, type Counter, type Meter } from '@opentelemetry/api';
+import type { Counter, Histogram, Meter } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+// Tracing is process-wide (the global tracer provider and context manager give logs their trace ids
+// and carry trace context across calls); it is set up once, by the first service in the process.
+let tracing: NodeSDK | undefined;
+
 /**
- * OpenTelemetry for one process: a tracer provider (span ids for logs and propagation) and a meter
- * provider whose Prometheus exporter is served by the service's own HTTP server on /metrics.
+ * OpenTelemetry for one service: its own meter provider, whose Prometheus exporter the service serves
+ * on /metrics from its own HTTP server, and the process's tracer provider.
  */
 export class Telemetry {
   readonly meter: Meter;
@@ -14,35 +21,48 @@ export class Telemetry {
   readonly rpcClientDuration: Histogram;
 
   private constructor(
-    private readonly sdk: NodeSDK,
+    private readonly provider: MeterProvider,
     private readonly exporter: PrometheusExporter,
     service: string,
   ) {
-    this.meter = metrics.getMeter(`qpq-${service}`);
-    this.rpcServerDuration = this.meter.createHistogram('qpq_rpc_server_duration_seconds', {
-      description: 'Duration of gRPC calls served, by method and status code',
-      advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
-    });
-    this.rpcClientDuration = this.meter.createHistogram('qpq_rpc_client_duration_seconds', {
-      description: 'Duration of outgoing gRPC calls, by method and status code',
-      advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
-    });
+    this.meter = provider.getMeter(`qpq-${service}`);
+    this.rpcServerDuration = this.histogramSeconds(
+      'qpq_rpc_server_duration_seconds',
+      'Duration of gRPC calls served, by method and status code',
+    );
+    this.rpcClientDuration = this.histogramSeconds(
+      'qpq_rpc_client_duration_seconds',
+      'Duration of outgoing gRPC calls, by method and status code',
+    );
   }
 
   static start(service: string): Telemetry {
+    const resource = resourceFromAttributes({ 'service.name': `qpq-${service}` });
+    if (!tracing) {
+      tracing = new NodeSDK({
+        resource,
+        instrumentations: [],
+        // No trace or log exporters until a collector is configured (otherwise the SDK dials localhost:4318).
+        spanProcessors: [],
+        logRecordProcessors: [],
+      });
+      tracing.start();
+    }
     const exporter = new PrometheusExporter({ preventServerStart: true });
-    const sdk = new NodeSDK({
-      resource: resourceFromAttributes({ 'service.name': `qpq-${service}` }),
-      metricReader: exporter,
-      instrumentations: [],
-      // No trace or log exporters until a collector is configured (otherwise the SDK dials localhost:4318).
-      spanProcessors: [],
-      logRecordProcessors: [],
-    });
-    sdk.start();
-    return new Telemetry(sdk, exporter, service);
+    const provider = new MeterProvider({ resource, readers: [exporter] });
+    return new Telemetry(provider, exporter, service);
   }
 
+  /** A histogram of durations in seconds (the name ends in `_seconds`), with buckets fit for RPCs. */
+  histogramSeconds(name: string, description: string): Histogram {
+    return this.meter.createHistogram(name, {
+      description,
+      unit: 's',
+      advice: { explicitBucketBoundaries: SECONDS_BUCKETS },
+    });
+  }
+
+  /** A counter; Prometheus shows it with `_total` appended unless the name already ends so. */
   counter(name: string, description: string): Counter {
     return this.meter.createCounter(name, { description });
   }
@@ -52,6 +72,6 @@ export class Telemetry {
   }
 
   async shutdown(): Promise<void> {
-    await this.sdk.shutdown().catch(() => undefined);
+    await this.provider.shutdown().catch(() => undefined);
   }
 }

@@ -26,6 +26,11 @@ export interface GatewaySessionOptions {
   serverName?: string;
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /**
+   * A gateway that vanished without closing (a crash) is noticed after this long without an answer to
+   * keep-alives. Default 10 s: a client should find out well before a person gives up.
+   */
+  maxIdleTimeoutMs?: number;
 }
 
 /**
@@ -126,9 +131,14 @@ export class GatewaySession {
         timeoutMs ?? this.opts.requestTimeoutMs ?? 15_000,
       );
     } catch (err) {
-      if (isRpcFailure(err)) throw err;
-      this.drop(conn);
-      throw connectionLost(this.server, err);
+      if (!isRpcFailure(err)) {
+        this.drop(conn);
+        throw connectionLost(this.server, err);
+      }
+      // No answer in time: the gateway may be gone without a word (a crash sends no close). Start the
+      // retry on a fresh connection rather than wait for the idle timeout to notice.
+      if (err.code === GrpcCode.DEADLINE_EXCEEDED) this.drop(conn);
+      throw err;
     }
     return method.responseDeserialize(Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength));
   }
@@ -163,6 +173,7 @@ export class GatewaySession {
         ca: ca.pem,
         ...(serverName !== undefined ? { serverName } : {}),
         timeoutMs: this.opts.connectTimeoutMs ?? 10_000,
+        maxIdleTimeoutMs: this.opts.maxIdleTimeoutMs ?? 10_000,
       });
     } catch (err) {
       throw connectFailure(server.text, ca.source, err);

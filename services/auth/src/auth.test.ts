@@ -423,6 +423,11 @@ describe('auth service', { timeout: 120_000 }, () => {
     await rejectsWith(stranger.call(Rpc.listDevices, {}, { identity }), status.UNAUTHENTICATED);
     await rejectsWith(stranger.call(Rpc.resolveUser, { username }, { identity }), status.UNAUTHENTICATED);
     await rejectsWith(stranger.call(Rpc.logout, {}, { identity }), status.UNAUTHENTICATED);
+    // Only the gateway may turn a session token into an identity.
+    await rejectsWith(
+      stranger.call(Rpc.validateSession, { sessionToken: session.sessionToken }),
+      status.PERMISSION_DENIED,
+    );
     // The same identity through the gateway's certificate works.
     await gateway.call(Rpc.listDevices, {}, { identity });
   });

@@ -1,10 +1,18 @@
-import { baseServiceEnv, env, type readEnv, toBaseServiceConfig, type BaseServiceConfig } from '@qpq/runtime';
+import {
+  baseServiceEnv,
+  databaseEnv,
+  env,
+  natsEnv,
+  type readEnv,
+  toBaseServiceConfig,
+  type BaseServiceConfig,
+} from '@qpq/runtime';
 
 /**
  * The auth service's environment. Defaults serve a laptop running `npm run dev`:
  * - QPQ_LISTEN 127.0.0.1:7101 (gRPC), QPQ_METRICS_LISTEN 127.0.0.1:9101 (/healthz, /readyz, /metrics)
- * - QPQ_DATABASE_URL postgres://postgres:password@127.0.0.1:5433/qpq (tables live in schema `auth`)
- * - QPQ_NATS_URL nats://127.0.0.1:4222
+ * - QPQ_DATABASE_URL postgres://postgres:qpq-dev@127.0.0.1:5433/qpq (tables live in schema `auth`)
+ * - QPQ_NATS_URL nats://127.0.0.1:4223
  * - QPQ_OPAQUE_SERVER_SETUP unset: the service creates one and keeps it in the database, so every
  *   replica and restart shares it. Set it (output of `npx @serenity-kit/opaque create-server-setup`)
  *   to keep the secret out of the database; changing it invalidates every registered password.
@@ -14,8 +22,8 @@ import { baseServiceEnv, env, type readEnv, toBaseServiceConfig, type BaseServic
  */
 export const authEnv = {
   ...baseServiceEnv({ grpc: 7101, http: 9101 }),
-  QPQ_DATABASE_URL: env.url(['postgres', 'postgresql'], 'postgres://postgres:password@127.0.0.1:5433/qpq'),
-  QPQ_NATS_URL: env.url(['nats', 'tls'], 'nats://127.0.0.1:4222'),
+  ...databaseEnv(),
+  ...natsEnv(),
   QPQ_OPAQUE_SERVER_SETUP: env.optional(env.string()),
   QPQ_LOGIN_TTL: env.duration('60s'),
   QPQ_SESSION_TTL: env.duration('30d'),

@@ -6,6 +6,7 @@ import {
   ResourceExhaustedError,
   UnauthenticatedError,
 } from '@qpq/runtime';
+import { USERNAME_RULE } from '@qpq/crypto';
 
 // Messages are what a person sees in the client: one clear line each, and never a hint that tells
 // an unknown username from a wrong password.
@@ -18,7 +19,7 @@ export class UsernameTakenError extends AlreadyExistsError {
 
 export class InvalidUsernameError extends InvalidArgumentError {
   constructor() {
-    super('a username is 1 to 32 characters of a-z, 0-9, _, . and -');
+    super(USERNAME_RULE);
   }
 }
 

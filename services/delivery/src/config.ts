@@ -1,4 +1,13 @@
-import { baseServiceEnv, ConfigError, env, readEnv, toBaseServiceConfig, type BaseServiceConfig } from '@qpq/runtime';
+import {
+  baseServiceEnv,
+  ConfigError,
+  databaseEnv,
+  env,
+  natsEnv,
+  readEnv,
+  toBaseServiceConfig,
+  type BaseServiceConfig,
+} from '@qpq/runtime';
 
 /**
  * The delivery service's environment. Defaults serve a laptop running `npm run dev` (its fixed ports):
@@ -18,8 +27,8 @@ import { baseServiceEnv, ConfigError, env, readEnv, toBaseServiceConfig, type Ba
  */
 export const deliveryEnv = {
   ...baseServiceEnv({ grpc: 7103, http: 9103 }),
-  QPQ_DATABASE_URL: env.url(['postgres', 'postgresql'], 'postgres://postgres:qpq-dev@127.0.0.1:5433/qpq'),
-  QPQ_NATS_URL: env.url(['nats', 'tls'], 'nats://127.0.0.1:4223'),
+  ...databaseEnv(),
+  ...natsEnv(),
   QPQ_MAX_RECIPIENTS: env.integer(1000, { min: 1, max: 100_000 }),
   QPQ_MAX_PAYLOAD_BYTES: env.integer(256 * 1024, { min: 1, max: 64 * 1024 * 1024 }),
   QPQ_MESSAGE_TTL: env.duration('30d'),

@@ -24,7 +24,6 @@ import type { DeliveryTables } from './db/schema.js';
 import { DeliveryService } from './index.js';
 import { verifyDeliveryProof } from '@qpq/crypto';
 
-
 const { enqueue: Enqueue, fetch: Fetch, ack: Ack } = DeliveryServiceService;
 const MAX_PAYLOAD = 256 * 1024;
 
@@ -522,10 +521,11 @@ describe('delivery service', () => {
       got.envelopes.map((e) => text(e.payload)),
       ['before restart'],
     );
-    const second = await enqueue(alice, [bob], bytes('after restart'));
+    const after = bytes('after restart');
+    const second = await enqueue(alice, [bob], after);
     assert.equal(seqOf(second, bob), 2n);
     assert.ok(second.deliveryProof && first.deliveryProof);
-    assert.ok(verifyDeliveryProof(second.deliveryProof, payload, publicKey));
+    assert.ok(verifyDeliveryProof(second.deliveryProof, after, publicKey));
     assert.ok(verifyDeliveryProof(first.deliveryProof, payload, service.proofPublicKey));
   });
 

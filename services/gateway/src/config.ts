@@ -1,5 +1,6 @@
 import {
   baseServiceEnv,
+  natsEnv,
   env,
   formatHostPort,
   type readEnv,
@@ -17,7 +18,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from '@qpq/wire';
  * - QPQ_TLS_CA / QPQ_TLS_CERT / QPQ_TLS_KEY — internal mutual TLS; the certificate's CN must be
  *   `gateway`, or the services ignore the identity the gateway asserts
  * - QPQ_AUTH_ADDR / QPQ_KEYPACKAGE_ADDR / QPQ_DELIVERY_ADDR — the backends' gRPC addresses
- * - QPQ_NATS_URL nats://127.0.0.1:4222 — where pushes for attached devices come from
+ * - QPQ_NATS_URL nats://127.0.0.1:4223 — where pushes for attached devices come from
  * - QPQ_MAX_FRAME_BYTES 1 MiB — largest frame accepted from (and sent to) a client
  * - QPQ_SESSION_CACHE_TTL 10s — how long a validated session token is trusted without asking auth
  *   again; a logged-out or revoked session stops working within this time
@@ -33,7 +34,7 @@ export const gatewayEnv = {
   QPQ_AUTH_ADDR: env.listen('127.0.0.1:7101'),
   QPQ_KEYPACKAGE_ADDR: env.listen('127.0.0.1:7102'),
   QPQ_DELIVERY_ADDR: env.listen('127.0.0.1:7103'),
-  QPQ_NATS_URL: env.url(['nats', 'tls'], 'nats://127.0.0.1:4222'),
+  ...natsEnv(),
   QPQ_MAX_FRAME_BYTES: env.integer(DEFAULT_MAX_FRAME_BYTES, { min: 4096, max: 64 * 1024 * 1024 }),
   QPQ_SESSION_CACHE_TTL: env.duration('10s'),
   QPQ_MAX_CONNECTIONS: env.integer(10_000, { min: 1, max: 1_000_000 }),

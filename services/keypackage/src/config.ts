@@ -1,10 +1,18 @@
-import { baseServiceEnv, env, type readEnv, toBaseServiceConfig, type BaseServiceConfig } from '@qpq/runtime';
+import {
+  baseServiceEnv,
+  databaseEnv,
+  env,
+  natsEnv,
+  type readEnv,
+  toBaseServiceConfig,
+  type BaseServiceConfig,
+} from '@qpq/runtime';
 
 /**
  * The keypackage service's environment. Defaults serve a laptop running `npm run dev`:
  * - QPQ_LISTEN 127.0.0.1:7102 (gRPC), QPQ_METRICS_LISTEN 127.0.0.1:9102 (/healthz, /readyz, /metrics)
- * - QPQ_DATABASE_URL postgres://postgres:password@127.0.0.1:5433/qpq (tables live in schema `keypackage`)
- * - QPQ_NATS_URL nats://127.0.0.1:4222
+ * - QPQ_DATABASE_URL postgres://postgres:qpq-dev@127.0.0.1:5433/qpq (tables live in schema `keypackage`)
+ * - QPQ_NATS_URL nats://127.0.0.1:4223
  * - QPQ_MAX_KEYPACKAGES_PER_UPLOAD 100: one-time KeyPackages in one upload
  * - QPQ_MAX_KEYPACKAGE_BYTES 65536: size of one KeyPackage (an X-Wing one is about 2.7 KB)
  * - QPQ_MAX_KEYPACKAGES_PER_DEVICE 1000: one-time KeyPackages a device may keep stored
@@ -13,8 +21,8 @@ import { baseServiceEnv, env, type readEnv, toBaseServiceConfig, type BaseServic
  */
 export const keyPackageEnv = {
   ...baseServiceEnv({ grpc: 7102, http: 9102 }),
-  QPQ_DATABASE_URL: env.url(['postgres', 'postgresql'], 'postgres://postgres:password@127.0.0.1:5433/qpq'),
-  QPQ_NATS_URL: env.url(['nats', 'tls'], 'nats://127.0.0.1:4222'),
+  ...databaseEnv(),
+  ...natsEnv(),
   QPQ_MAX_KEYPACKAGES_PER_UPLOAD: env.integer(100, { min: 1, max: 10_000 }),
   QPQ_MAX_KEYPACKAGE_BYTES: env.integer(64 * 1024, { min: 1024, max: 1024 * 1024 }),
   QPQ_MAX_KEYPACKAGES_PER_DEVICE: env.integer(1000, { min: 1, max: 1_000_000 }),

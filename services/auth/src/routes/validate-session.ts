@@ -1,5 +1,5 @@
 import type { ValidateSessionRequest, ValidateSessionResponse } from '@qpq/proto';
-import type { UnaryHandler } from '@qpq/runtime';
+import { requireGateway, type UnaryHandler } from '@qpq/runtime';
 import type { AppContext } from '../context.js';
 import { now } from '../db/time.js';
 import { SessionInvalidError } from '../errors.js';
@@ -10,7 +10,8 @@ const MAX_TOKEN_LENGTH = 128;
 
 /** Resolves a session token to its account and device (the gateway calls this once per attach). */
 export function validateSession(ctx: AppContext): UnaryHandler<ValidateSessionRequest, ValidateSessionResponse> {
-  return async (request) => {
+  return async (request, call) => {
+    requireGateway(call);
     const token = request.sessionToken;
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new SessionInvalidError();
     const row = await ctx.db

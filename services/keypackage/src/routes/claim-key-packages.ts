@@ -1,10 +1,10 @@
 import type { ClaimedKeyPackage, ClaimKeyPackagesRequest, ClaimKeyPackagesResponse } from '@qpq/proto';
+import { normalizeUsername, USERNAME_RULE } from '@qpq/crypto';
 import { InvalidArgumentError, requireIdentity, type UnaryHandler } from '@qpq/runtime';
 import type { AppContext } from '../context.js';
 import { ClaimRateError, NoKeyPackagesError } from '../errors.js';
 import { publishKeyPackagesLow } from '../low-water-notice.js';
 import { countOneTime } from '../pool.js';
-import { parseUsername } from '../usernames.js';
 
 /** Devices one claim covers at most; an account has far fewer (QPQ_MAX_DEVICES, 5 by default). */
 const MAX_DEVICES_PER_CLAIM = 32;
@@ -20,7 +20,8 @@ export function claimKeyPackages(ctx: AppContext): UnaryHandler<ClaimKeyPackages
     const caller = requireIdentity(call);
     const allowed = ctx.claimLimiter.take(caller.deviceId);
     if (!allowed.ok) throw new ClaimRateError(allowed.retryAfterMs);
-    const username = parseUsername(request.username);
+    const username = normalizeUsername(request.username);
+    if (username === undefined) throw new InvalidArgumentError(USERNAME_RULE);
     if (request.deviceIds.length > MAX_DEVICES_PER_CLAIM) {
       throw new InvalidArgumentError(`a claim names at most ${MAX_DEVICES_PER_CLAIM} devices`);
     }

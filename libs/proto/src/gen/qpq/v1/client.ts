@@ -31,7 +31,7 @@ export interface ServerFrame {
 export interface Request {
   /** Chosen by the client, unique among its requests in flight on this stream. */
   id: number;
-  /** Full method name, e.g. "qpq.v1.AuthService/StartLogin" or "qpq.v1.SessionService/Attach". */
+  /** Full method name, e.g. "/qpq.v1.AuthService/StartLogin" (the generated definitions' `path`) or "/qpq.v1.SessionService/Attach". */
   method: string;
   /** The method's encoded request message. */
   payload: Uint8Array;

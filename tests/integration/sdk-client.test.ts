@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TestNetwork } from '@qpq/testnet';
-import { QpqClient } from './client.js';
-import type { ReceivedMessage } from './conversations.js';
-import { NoSuchUserError, WrongCredentialsError } from './errors.js';
-import { STORE_FILES } from './store.js';
+import { QpqClient } from '@qpq/sdk';
+import type { ReceivedMessage } from '@qpq/sdk';
+import { GrpcCode, NoSuchUserError, QpqClientError, WrongCredentialsError } from '@qpq/sdk';
+import { STORE_FILES } from '@qpq/sdk';
 
 let net: TestNetwork;
 const root = mkdtempSync(join(tmpdir(), 'qpq-sdk-net-'));
@@ -121,11 +121,43 @@ describe('QpqClient with the whole network', { timeout: 180_000 }, () => {
     bob = bobAgain;
   });
 
+  it('carries on after the gateway and the delivery service crash and come back, losing nothing', async () => {
+    await bob.connect({ stayConnected: true });
+    await bob.takeUnshown();
+    await net.killService('gateway-0');
+    await net.killService('delivery');
+    await net.startService('delivery');
+    await net.startService('gateway-0');
+    // Alice's next send meets a dead connection: it reconnects and retries with the same message id.
+    const atBob = nextMessages(bob, 3, 60_000);
+    for (const t of ['after the crash 1', 'after the crash 2', 'after the crash 3']) await alice.sendText('bob', t);
+    // Bob's client re-opened its own connection in the background and hears about them.
+    assert.deepEqual(
+      (await atBob).map((m) => m.text),
+      ['after the crash 1', 'after the crash 2', 'after the crash 3'],
+    );
+    assert.equal(await alice.pendingOutbox(), 0);
+    // Meanwhile the clients may have said they lost the server; nothing else.
+    const unexpected = warnings.splice(0).filter((w) => !/cannot reach the server/.test(w));
+    assert.deepEqual(unexpected, []);
+  });
+
   it('says "wrong username or password" for a wrong password', async () => {
     const other = await open('alice-elsewhere');
     await assert.rejects(other.login('alice', 'not the password'), (err: unknown) => {
       assert.ok(err instanceof WrongCredentialsError);
       assert.equal(err.message, 'wrong username or password');
+      return true;
+    });
+  });
+
+  it("refuses a sixth device with the server's own words", async () => {
+    await (await open('max-1')).register('max', 'pw max');
+    for (let i = 2; i <= 5; i++) await (await open(`max-${i}`)).login('max', 'pw max');
+    await assert.rejects((await open('max-6')).login('max', 'pw max'), (err: unknown) => {
+      assert.ok(err instanceof QpqClientError);
+      assert.equal(err.code, GrpcCode.RESOURCE_EXHAUSTED);
+      assert.equal(err.message, 'device limit reached: an account can have at most 5 devices');
       return true;
     });
   });
@@ -139,29 +171,40 @@ describe('QpqClient with the whole network', { timeout: 180_000 }, () => {
   });
 
   it('converges on one group when two people start the same conversation at once', async () => {
-    const eve = await open('eve');
-    const frank = await open('frank');
-    const e = await eve.register('eve', 'pw eve');
-    const f = await frank.register('frank', 'pw frank');
+    // Two groups arise only when neither side has processed the other's Welcome before it checks for
+    // a conversation: likely when both start together, not certain. Try a few fresh pairs until it
+    // happens, then check that both sides settle on the same group and read both.
+    let pair: { eve: QpqClient; frank: QpqClient; e: string; f: string } | undefined;
+    for (let attempt = 0; attempt < 5 && !pair; attempt++) {
+      const eve = await open(`eve-${attempt}`);
+      const frank = await open(`frank-${attempt}`);
+      const e = (await eve.register(`eve${attempt}`, 'pw eve')).address;
+      const f = (await frank.register(`frank${attempt}`, 'pw frank')).address;
+      await Promise.all([eve.sendText(`frank${attempt}`, 'e1'), frank.sendText(`eve${attempt}`, 'f1')]);
+      await Promise.all([eve.receive(), frank.receive()]);
+      if ((await eve.store.read()).conversations[f]?.groupIds.length === 2) pair = { eve, frank, e, f };
+    }
+    assert.ok(pair, 'five simultaneous starts all ended in one group');
+    const { eve, frank, e, f } = pair;
     await Promise.all([eve.connect({ stayConnected: true }), frank.connect({ stayConnected: true })]);
-    // Neither has seen the other's Welcome when it sends: two DM groups come to be.
-    await Promise.all([eve.sendText('frank', 'e1'), frank.sendText('eve', 'f1')]);
-    await Promise.all([eve.receive(), frank.receive()]);
-    const before = [(await eve.store.read()).conversations[f.address], (await frank.store.read()).conversations[e.address]];
-    assert.equal(before[0]?.groupIds.length, 2);
-    assert.equal(before[1]?.groupIds.length, 2);
-    assert.equal(before[0]?.sendGroupId, before[1]?.sendGroupId, 'both send to the same group');
-    assert.equal(before[0]?.sendGroupId, [...before[0]!.groupIds].sort()[0], 'the smaller id');
+    const convs = [(await eve.store.read()).conversations[f], (await frank.store.read()).conversations[e]];
+    assert.equal(convs[1]?.groupIds.length, 2);
+    assert.equal(convs[0]?.sendGroupId, convs[1]?.sendGroupId, 'both send to the same group');
+    assert.equal(convs[0]?.sendGroupId, [...convs[0]!.groupIds].sort()[0], 'the smaller id');
 
     const atFrank = nextMessages(frank, 1);
     const atEve = nextMessages(eve, 1);
-    await eve.sendText('frank', 'e2');
-    await frank.sendText('eve', 'f2');
+    await eve.sendText(f, 'e2');
+    await frank.sendText(e, 'f2');
     assert.equal((await atFrank)[0]?.text, 'e2');
     assert.equal((await atEve)[0]?.text, 'f2');
     assert.deepEqual(
-      (await eve.history(f.address)).filter((h) => h.direction === 'in').map((h) => h.text),
+      (await eve.history(f)).filter((h) => h.direction === 'in').map((h) => h.text),
       ['f1', 'f2'],
+    );
+    assert.deepEqual(
+      (await frank.history(e)).filter((h) => h.direction === 'in').map((h) => h.text),
+      ['e1', 'e2'],
     );
   });
 
