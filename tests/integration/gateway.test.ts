@@ -4,7 +4,6 @@
  * its pushes on whichever gateway holds its connection, and a misbehaving client is cut off alone.
  */
 import * as opaque from '@serenity-kit/opaque';
-import { events, QUICClient } from '@matrixai/quic';
 import {
   AuthServiceService,
   DeliveryServiceService,
@@ -13,19 +12,8 @@ import {
   type FinishLoginResponse,
 } from '@qpq/proto';
 import { TestNetwork } from '@qpq/testnet';
-import {
-  clientCrypto,
-  CloseCode,
-  connectionEnd,
-  FrameStream,
-  GatewayConnection,
-  on,
-  quicLogger,
-  quicTransportConfig,
-  RpcError,
-  StatusCode,
-  type ConnectionEnd,
-} from '@qpq/wire';
+import { CloseCode, GatewayConnection, RpcError, StatusCode } from '@qpq/wire';
+import { RawQuicClient } from '@qpq/wire/testing';
 import { connect as natsConnect, type NatsConnection } from 'nats';
 import pg from 'pg';
 import assert from 'node:assert/strict';
@@ -67,22 +55,26 @@ async function registerAndLogin(
     password,
   });
   await call(conn, AuthServiceService.finishRegistration, { username, registrationRecord: toWire(registrationRecord) });
+  return call(conn, AuthServiceService.finishLogin, {
+    ...(await startLogin(conn, username, password)),
+    device: { $case: 'newDevice', value: { identityKey: randomBytes(32), name: 'test device' } },
+  });
+}
+
+/** StartLogin through the gateway, and the client's half of the finish (a FinishLogin without its device). */
+async function startLogin(conn: GatewayConnection, username: string, password: string) {
   const login = opaque.client.startLogin({ password });
-  const loginStarted = await call(conn, AuthServiceService.startLogin, {
+  const started = await call(conn, AuthServiceService.startLogin, {
     username,
     startLoginRequest: toWire(login.startLoginRequest),
   });
   const finished = opaque.client.finishLogin({
     clientLoginState: login.clientLoginState,
-    loginResponse: fromWire(loginStarted.loginResponse),
+    loginResponse: fromWire(started.loginResponse),
     password,
   });
   assert.ok(finished, 'the OPAQUE client accepts the server');
-  return call(conn, AuthServiceService.finishLogin, {
-    loginId: loginStarted.loginId,
-    finishLoginRequest: toWire(finished.finishLoginRequest),
-    device: { $case: 'newDevice', value: { identityKey: randomBytes(32), name: 'test device' } },
-  });
+  return { loginId: started.loginId, finishLoginRequest: toWire(finished.finishLoginRequest) };
 }
 
 function collectPushes(conn: GatewayConnection): Push[] {
@@ -228,30 +220,11 @@ describe('two gateways in front of the real services', { timeout: 180_000 }, () 
     await attach(good, session.sessionToken);
     const pushes = collectPushes(good);
 
-    const { host, port } = hostPort(net.gatewayAddresses[0] ?? '');
-    const raw = await QUICClient.createQUICClient(
-      {
-        host,
-        port,
-        localHost: '127.0.0.1',
-        serverName: 'localhost',
-        crypto: clientCrypto,
-        config: { ...quicTransportConfig(), ca, verifyPeer: true },
-        logger: quicLogger('raw'),
-      },
-      { timer: 5_000 },
-    );
-    const ended = new Promise<ConnectionEnd>((resolve) =>
-      on(raw.connection, events.EventQUICConnectionError, (e) => resolve(connectionEnd(e.detail))),
-    );
-    const frames = new FrameStream(raw.connection.newStream('bidi'), { onFrame: () => undefined });
-    await frames.send(Uint8Array.from([0xff, 0xff, 0xff]));
-    const end = await Promise.race([
-      ended,
-      new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no close')), 5_000)),
-    ]);
+    const raw = await RawQuicClient.connect({ ...hostPort(net.gatewayAddresses[0] ?? ''), ca });
+    await raw.sendFrame(Uint8Array.from([0xff, 0xff, 0xff]));
+    const end = await raw.ended(5_000);
     assert.deepEqual([end.by, end.isApp, end.code], ['peer', true, CloseCode.MALFORMED_FRAME]);
-    await raw.destroy({ force: true });
+    await raw.destroy();
 
     assert.equal(good.isClosed, false);
     const fetched = await call(good, DeliveryServiceService.fetch, { afterSeq: 0n, limit: 1 });
@@ -269,20 +242,8 @@ describe('two gateways in front of the real services', { timeout: 180_000 }, () 
     const username = `erin${randomBytes(3).toString('hex')}`;
     const password = 'erin password 1';
     await registerAndLogin(c, username, password);
-    const login = opaque.client.startLogin({ password });
-    const started = await call(c, AuthServiceService.startLogin, {
-      username,
-      startLoginRequest: toWire(login.startLoginRequest),
-    });
-    const finished = opaque.client.finishLogin({
-      clientLoginState: login.clientLoginState,
-      loginResponse: fromWire(started.loginResponse),
-      password,
-    });
-    assert.ok(finished);
     const finish = {
-      loginId: started.loginId,
-      finishLoginRequest: toWire(finished.finishLoginRequest),
+      ...(await startLogin(c, username, password)),
       device: { $case: 'newDevice' as const, value: { identityKey: randomBytes(32), name: 'second' } },
     };
     const first = await call(c, AuthServiceService.finishLogin, finish);
@@ -338,34 +299,14 @@ describe('two gateways in front of the real services', { timeout: 180_000 }, () 
 
   test('an oversized frame closes only that client', async () => {
     const good = await connectTo(1);
-    const { host, port } = hostPort(net.gatewayAddresses[1] ?? '');
-    const raw = await QUICClient.createQUICClient(
-      {
-        host,
-        port,
-        localHost: '127.0.0.1',
-        serverName: 'localhost',
-        crypto: clientCrypto,
-        config: { ...quicTransportConfig(), ca, verifyPeer: true },
-        logger: quicLogger('raw'),
-      },
-      { timer: 5_000 },
-    );
-    const ended = new Promise<ConnectionEnd>((resolve) =>
-      on(raw.connection, events.EventQUICConnectionError, (e) => resolve(connectionEnd(e.detail))),
-    );
+    const raw = await RawQuicClient.connect({ ...hostPort(net.gatewayAddresses[1] ?? ''), ca });
     // A header announcing 64 MiB: refused from the header alone, before anything is buffered.
-    const stream = raw.connection.newStream('bidi');
-    const writer = stream.writable.getWriter();
     const header = new Uint8Array(4);
     new DataView(header.buffer).setUint32(0, 64 * 1024 * 1024);
-    await writer.write(header);
-    const end = await Promise.race([
-      ended,
-      new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no close')), 5_000)),
-    ]);
+    await raw.write(header);
+    const end = await raw.ended(5_000);
     assert.deepEqual([end.by, end.isApp, end.code], ['peer', true, CloseCode.FRAME_TOO_LARGE]);
-    await raw.destroy({ force: true });
+    await raw.destroy();
     assert.equal(good.isClosed, false);
     await assert.rejects(
       call(good, DeliveryServiceService.fetch, { afterSeq: 0n, limit: 1 }),

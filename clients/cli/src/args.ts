@@ -92,8 +92,9 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   }
 
   const global: GlobalOptions = {
-    server: nonEmpty(values.server, '--server') ?? env.QPQ_SERVER ?? '127.0.0.1:7000',
-    dataDir: nonEmpty(values['data-dir'], '--data-dir') ?? env.QPQ_DATA_DIR ?? join(homedir(), '.qpq'),
+    // An empty variable counts as unset, as for the services' QPQ_* variables.
+    server: nonEmpty(values.server, '--server') ?? (env.QPQ_SERVER || '127.0.0.1:7000'),
+    dataDir: nonEmpty(values['data-dir'], '--data-dir') ?? (env.QPQ_DATA_DIR || join(homedir(), '.qpq')),
     ca: nonEmpty(values.ca, '--ca'),
     json: values.json ?? false,
   };

@@ -2,7 +2,7 @@ import type { Counter, Histogram, Meter } from '@opentelemetry/api';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import { NodeSDK, tracing as traceSdk } from '@opentelemetry/sdk-node';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -42,8 +42,10 @@ export class Telemetry {
       tracing = new NodeSDK({
         resource,
         instrumentations: [],
-        // No trace or log exporters until a collector is configured (otherwise the SDK dials localhost:4318).
-        spanProcessors: [],
+        // Spans are recorded (their ids go into logs and across calls) but exported nowhere until a
+        // collector is configured: with no processor at all the SDK installs no tracer provider, and
+        // with its default it dials localhost:4318.
+        spanProcessors: [new traceSdk.NoopSpanProcessor()],
         logRecordProcessors: [],
       });
       tracing.start();

@@ -3,26 +3,10 @@
  * and, when it came from the server, the gRPC status code it arrived with.
  */
 
-/** gRPC status codes (the numbers travel in Response.status.code). */
-export const GrpcCode = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  ALREADY_EXISTS: 6,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  ABORTED: 10,
-  OUT_OF_RANGE: 11,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  DATA_LOSS: 15,
-  UNAUTHENTICATED: 16,
-} as const;
+import { StatusCode } from '@qpq/wire';
+
+/** gRPC status codes (the numbers travel in Response.status.code); the same table as libs/wire's. */
+export const GrpcCode = StatusCode;
 
 export class QpqClientError extends Error {
   override readonly name: string = 'QpqClientError';

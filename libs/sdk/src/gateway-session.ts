@@ -1,8 +1,30 @@
-import { AttachRequest, SessionServiceService, type Push } from '@qpq/proto';
+import {
+  AttachRequest,
+  AuthServiceService,
+  DeliveryServiceService,
+  KeyPackageServiceService,
+  SessionServiceService,
+  type Push,
+} from '@qpq/proto';
 import { isIP } from 'node:net';
 import { GatewayConnectError, GatewayConnection } from '@qpq/wire';
 import type { ResolvedCa } from './ca.js';
 import { GrpcCode, ServerUnreachableError, UsageError, isRpcFailure, oneLine } from './errors.js';
+
+/**
+ * Methods whose repetition changes nothing (reads, cumulative acks, uploads stored once by hash): the
+ * session repeats them after a dropped connection. Enqueue is retried by the outbox with its message
+ * id instead; a claim hands out KeyPackages and is never repeated blindly.
+ */
+const RETRYABLE_METHODS = new Set<string>([
+  DeliveryServiceService.fetch.path,
+  DeliveryServiceService.ack.path,
+  KeyPackageServiceService.countKeyPackages.path,
+  KeyPackageServiceService.uploadKeyPackages.path,
+  AuthServiceService.resolveUser.path,
+  AuthServiceService.listDevices.path,
+]);
+const RETRY_DELAYS_MS = [250, 1000, 2500];
 
 /** A method as ts-proto's grpc-js output describes it (e.g. `AuthServiceService.startLogin`). */
 export interface MethodDefinition<Req, Res> {
@@ -120,8 +142,27 @@ export class GatewaySession {
     await this.attachOn(conn, token);
   }
 
-  /** One request/response; throws the server's RpcError, or ServerUnreachableError when the connection failed. */
+  /**
+   * One request/response; throws the server's RpcError, or ServerUnreachableError when the connection
+   * failed. Calls that are safe to repeat (RETRYABLE_METHODS) are tried again, on a fresh connection,
+   * when the connection dropped under them or the server said UNAVAILABLE: a gateway or service that
+   * restarts costs a person nothing.
+   */
   async call<Req, Res>(method: MethodDefinition<Req, Res>, request: Req, timeoutMs?: number): Promise<Res> {
+    const attempts = RETRYABLE_METHODS.has(method.path) ? RETRY_DELAYS_MS.length + 1 : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.callOnce(method, request, timeoutMs);
+      } catch (err) {
+        const transient =
+          err instanceof ServerUnreachableError || (isRpcFailure(err) && err.code === GrpcCode.UNAVAILABLE);
+        if (attempt >= attempts || !transient || this.closed) throw err;
+        await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt - 1]));
+      }
+    }
+  }
+
+  private async callOnce<Req, Res>(method: MethodDefinition<Req, Res>, request: Req, timeoutMs?: number): Promise<Res> {
     const conn = await this.connection();
     let answer: Uint8Array;
     try {
@@ -135,9 +176,10 @@ export class GatewaySession {
         this.drop(conn);
         throw connectionLost(this.server, err);
       }
-      // No answer in time: the gateway may be gone without a word (a crash sends no close). Start the
-      // retry on a fresh connection rather than wait for the idle timeout to notice.
-      if (err.code === GrpcCode.DEADLINE_EXCEEDED) this.drop(conn);
+      // No answer in time, or the connection closed under the request: the gateway may be gone without
+      // a word (a crash sends no close). Go on with a fresh connection rather than wait for the idle
+      // timeout to notice.
+      if (err.code === GrpcCode.DEADLINE_EXCEEDED || err.code === GrpcCode.UNAVAILABLE) this.drop(conn);
       throw err;
     }
     return method.responseDeserialize(Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength));

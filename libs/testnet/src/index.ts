@@ -4,3 +4,11 @@ export { ensureNatsServer, startNats, type NatsHandle, type NatsOptions } from '
 export { fixedPortNeeds, TestNetwork, type BackendName, type ServiceName, type TestNetworkOptions } from './network.js';
 export { FIXED_PORTS, freeTcpPort, PortAllocator, PortInUseError, type PortNeed } from './ports.js';
 export { startPostgres, type PostgresHandle, type PostgresOptions } from './postgres.js';
+export { rejectsWithStatus } from './rejects-with-status.js';
+export {
+  ServiceTestBed,
+  type RunningService,
+  type ServiceTestBedOptions,
+  type ServiceUnderTest,
+  type StartableService,
+} from './service-bed.js';

@@ -5,22 +5,12 @@ import {
   type FinishLoginResponse,
   type StartLoginResponse,
 } from '@qpq/proto';
-import { loadTlsFiles, readEnv, RpcClient, type Identity } from '@qpq/runtime';
-import {
-  makeDevCerts,
-  startNats,
-  startPostgres,
-  type DevCerts,
-  type NatsHandle,
-  type PostgresHandle,
-} from '@qpq/testnet';
+import { readEnv, type RpcClient, type Identity } from '@qpq/runtime';
+import { rejectsWithStatus, ServiceTestBed, startNats } from '@qpq/testnet';
 import * as opaque from '@serenity-kit/opaque';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { authEnv, envToConfig, type AuthConfig } from './config.js';
@@ -28,13 +18,8 @@ import { ExpirySweeper } from './expiry-sweeper.js';
 import { AuthService } from './index.js';
 
 const DOMAIN = 'example.test';
-const DB_NAME = `auth_test_${randomBytes(4).toString('hex')}`;
 
-let pg: PostgresHandle;
-let nats: NatsHandle;
-let certs: DevCerts;
-let certDir: string;
-let databaseUrl: string;
+let bed: ServiceTestBed;
 let service: AuthService;
 /** Connects with the gateway's certificate: identity metadata is honoured. */
 let gateway: RpcClient;
@@ -42,64 +27,19 @@ let gateway: RpcClient;
 let stranger: RpcClient;
 let nc: NatsConnection;
 
-function configFor(env: Record<string, string> = {}): AuthConfig {
-  const files = certs.files('auth');
-  return envToConfig(
-    readEnv(authEnv, {
-      QPQ_LISTEN: '127.0.0.1:0',
-      QPQ_METRICS_LISTEN: '127.0.0.1:0',
-      QPQ_DOMAIN: DOMAIN,
-      QPQ_TLS_CA: files.ca,
-      QPQ_TLS_CERT: files.cert,
-      QPQ_TLS_KEY: files.key,
-      QPQ_DATABASE_URL: databaseUrl,
-      QPQ_NATS_URL: nats.url,
-      QPQ_DRAIN_TIMEOUT: '2s',
-      ...env,
-    }),
-  );
-}
-
-function clientAs(name: string, address: string): RpcClient {
-  return new RpcClient({
-    address,
-    tls: loadTlsFiles(certs.files(name)),
-    defaultTimeoutMs: 20_000,
-    maxMessageBytes: 4 << 20,
-  });
-}
+const configFor = (env: Record<string, string> = {}): AuthConfig => envToConfig(readEnv(authEnv, bed.env(env)));
 
 // Hooks and tests carry timeouts: a stuck dependency fails the run instead of hanging it.
 before(
   async () => {
-    certDir = await mkdtemp(join(tmpdir(), 'qpq-auth-test-'));
-    [pg, nats, certs] = await Promise.all([
-      startPostgres(),
-      startNats(),
-      makeDevCerts(join(certDir, 'certs'), ['auth', 'gateway', 'delivery']),
-    ]);
-    databaseUrl = await pg.createDatabase(DB_NAME);
-    service = await (await AuthService.create(configFor())).start();
-    gateway = clientAs('gateway', service.grpcAddress);
-    stranger = clientAs('delivery', service.grpcAddress);
-    nc = await connect({ servers: nats.url });
+    bed = await ServiceTestBed.create({ service: 'auth', env: { QPQ_DOMAIN: DOMAIN } });
+    ({ service, gateway, stranger, nc } = await bed.startService(() => AuthService.create(configFor())));
     await opaque.ready;
   },
   { timeout: 120_000 },
 );
 
-after(
-  async () => {
-    gateway?.close();
-    stranger?.close();
-    await nc?.close();
-    await service?.stop();
-    await pg?.dropDatabase(DB_NAME).catch(() => undefined);
-    await Promise.all([pg?.stop(), nats?.stop()]);
-    await rm(certDir, { recursive: true, force: true });
-  },
-  { timeout: 60_000 },
-);
+after(() => bed?.destroy(() => service?.stop()), { timeout: 60_000 });
 
 // --- a client, as the SDK will be: the real OPAQUE client functions, bytes on the wire ---
 
@@ -157,15 +97,6 @@ const identityOf = (s: FinishLoginResponse): Identity => ({
   username: s.username,
 });
 
-async function rejectsWith(promise: Promise<unknown>, code: status, details?: string | RegExp): Promise<void> {
-  await assert.rejects(promise, (err: { code?: number; details?: string }) => {
-    assert.equal(err.code, code, `expected ${status[code]}, got ${status[err.code ?? -1]}: ${err.details}`);
-    if (typeof details === 'string') assert.equal(err.details, details);
-    else if (details) assert.match(err.details ?? '', details);
-    return true;
-  });
-}
-
 /** Collects audit events published while `action` runs (plus a moment for them to arrive). */
 async function auditDuring(action: () => Promise<unknown>): Promise<{ subject: string; body: string }[]> {
   const seen: { subject: string; body: string }[] = [];
@@ -219,10 +150,10 @@ describe('auth service', { timeout: 120_000 }, () => {
   test('a username is taken once; usernames outside [a-z0-9_.-]{1,32} are refused', async () => {
     const username = uniqueName('bob');
     await register(username, 'pw one');
-    await rejectsWith(register(username, 'pw two'), status.ALREADY_EXISTS, 'username is taken');
-    await rejectsWith(register(username.toUpperCase(), 'pw two'), status.ALREADY_EXISTS, 'username is taken');
-    await rejectsWith(register('no spaces', 'pw'), status.INVALID_ARGUMENT, /a-z, 0-9/);
-    await rejectsWith(register('x'.repeat(33), 'pw'), status.INVALID_ARGUMENT, /1 to 32/);
+    await rejectsWithStatus(register(username, 'pw two'), status.ALREADY_EXISTS, 'username is taken');
+    await rejectsWithStatus(register(username.toUpperCase(), 'pw two'), status.ALREADY_EXISTS, 'username is taken');
+    await rejectsWithStatus(register('no spaces', 'pw'), status.INVALID_ARGUMENT, /a-z, 0-9/);
+    await rejectsWithStatus(register('x'.repeat(33), 'pw'), status.INVALID_ARGUMENT, /1 to 32/);
   });
 
   test('a wrong password gets no session', async () => {
@@ -236,7 +167,7 @@ describe('auth service', { timeout: 120_000 }, () => {
     // A finish message not made for this login (here: a valid one from another login) is refused.
     const other = await beginLogin(username, 'right password');
     const events = await auditDuring(() =>
-      rejectsWith(
+      rejectsWithStatus(
         gateway.call(Rpc.finishLogin, {
           loginId: wrong.started.loginId,
           finishLoginRequest: other.finishLoginRequest!,
@@ -256,7 +187,7 @@ describe('auth service', { timeout: 120_000 }, () => {
     const request = { loginId: started.loginId, finishLoginRequest: finishLoginRequest!, device: newDevice() };
     await gateway.call(Rpc.finishLogin, request);
     const events = await auditDuring(() =>
-      rejectsWith(
+      rejectsWithStatus(
         gateway.call(Rpc.finishLogin, request),
         status.UNAUTHENTICATED,
         'login expired or already used; start again',
@@ -273,7 +204,7 @@ describe('auth service', { timeout: 120_000 }, () => {
     assert.equal(unknown.started.loginResponse.length, real.started.loginResponse.length);
     assert.equal(unknown.finishLoginRequest, undefined, 'the fake response does not open');
     // A finish sent anyway is refused with the wrong-password message.
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(Rpc.finishLogin, {
         loginId: unknown.started.loginId,
         finishLoginRequest: real.finishLoginRequest!,
@@ -290,7 +221,7 @@ describe('auth service', { timeout: 120_000 }, () => {
     const sessions: FinishLoginResponse[] = [];
     for (let i = 0; i < 5; i++) sessions.push(await login(username, 'pw', newDevice(`device ${i}`)));
     const events = await auditDuring(() =>
-      rejectsWith(
+      rejectsWithStatus(
         login(username, 'pw', newDevice('one too many')),
         status.RESOURCE_EXHAUSTED,
         'device limit reached: an account can have at most 5 devices',
@@ -331,12 +262,12 @@ describe('auth service', { timeout: 120_000 }, () => {
     await register(a, 'pw');
     await register(b, 'pw');
     const aSession = await login(a, 'pw');
-    await rejectsWith(
+    await rejectsWithStatus(
       login(b, 'pw', { $case: 'deviceId', value: aSession.deviceId }),
       status.PERMISSION_DENIED,
       /not registered to the account/,
     );
-    await rejectsWith(
+    await rejectsWithStatus(
       login(b, 'pw', { $case: 'newDevice', value: { identityKey: randomBytes(31), name: 'x' } }),
       status.INVALID_ARGUMENT,
       /32-byte Ed25519 public key/,
@@ -350,18 +281,18 @@ describe('auth service', { timeout: 120_000 }, () => {
     const shortLived = await (
       await AuthService.create(configFor({ QPQ_SESSION_TTL: '1s', QPQ_LOGIN_TTL: '1s' }))
     ).start();
-    const client = clientAs('gateway', shortLived.grpcAddress);
+    const client = bed.clientAs('gateway', shortLived.grpcAddress);
     try {
       const session = await login(username, 'pw', newDevice(), client);
       await client.call(Rpc.validateSession, { sessionToken: session.sessionToken });
       const late = await beginLogin(username, 'pw', client);
       await sleep(1200);
-      await rejectsWith(
+      await rejectsWithStatus(
         client.call(Rpc.validateSession, { sessionToken: session.sessionToken }),
         status.UNAUTHENTICATED,
         'session expired or revoked; log in again',
       );
-      await rejectsWith(
+      await rejectsWithStatus(
         client.call(Rpc.finishLogin, {
           loginId: late.started.loginId,
           finishLoginRequest: late.finishLoginRequest!,
@@ -384,7 +315,7 @@ describe('auth service', { timeout: 120_000 }, () => {
       client.close();
       await shortLived.stop();
     }
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(Rpc.validateSession, { sessionToken: randomBytes(32).toString('base64url') }),
       status.UNAUTHENTICATED,
     );
@@ -403,14 +334,17 @@ describe('auth service', { timeout: 120_000 }, () => {
       [first.deviceId, second.deviceId],
     );
     assert.equal(resolved.devices[0]!.identityKey.length, 32);
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(Rpc.resolveUser, { username: 'nosuchuser' }, { identity: identityOf(second) }),
       status.NOT_FOUND,
       'no such user: nosuchuser',
     );
 
     await gateway.call(Rpc.logout, {}, { identity: identityOf(first) });
-    await rejectsWith(gateway.call(Rpc.validateSession, { sessionToken: first.sessionToken }), status.UNAUTHENTICATED);
+    await rejectsWithStatus(
+      gateway.call(Rpc.validateSession, { sessionToken: first.sessionToken }),
+      status.UNAUTHENTICATED,
+    );
     const stillIn = await gateway.call(Rpc.validateSession, { sessionToken: second.sessionToken });
     assert.equal(stillIn.deviceId, second.deviceId);
   });
@@ -420,11 +354,11 @@ describe('auth service', { timeout: 120_000 }, () => {
     await register(username, 'pw', stranger);
     const session = await login(username, 'pw', newDevice(), stranger);
     const identity = identityOf(session);
-    await rejectsWith(stranger.call(Rpc.listDevices, {}, { identity }), status.UNAUTHENTICATED);
-    await rejectsWith(stranger.call(Rpc.resolveUser, { username }, { identity }), status.UNAUTHENTICATED);
-    await rejectsWith(stranger.call(Rpc.logout, {}, { identity }), status.UNAUTHENTICATED);
+    await rejectsWithStatus(stranger.call(Rpc.listDevices, {}, { identity }), status.UNAUTHENTICATED);
+    await rejectsWithStatus(stranger.call(Rpc.resolveUser, { username }, { identity }), status.UNAUTHENTICATED);
+    await rejectsWithStatus(stranger.call(Rpc.logout, {}, { identity }), status.UNAUTHENTICATED);
     // Only the gateway may turn a session token into an identity.
-    await rejectsWith(
+    await rejectsWithStatus(
       stranger.call(Rpc.validateSession, { sessionToken: session.sessionToken }),
       status.PERMISSION_DENIED,
     );

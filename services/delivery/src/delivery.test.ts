@@ -2,22 +2,12 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { subjects } from '@qpq/bus';
 import { openDatabase } from '@qpq/db';
 import { DeliveryProof, DeliveryServiceService, Push, type EnqueueResponse } from '@qpq/proto';
-import { loadTlsFiles, readEnv, RpcClient, type Identity } from '@qpq/runtime';
-import {
-  makeDevCerts,
-  startNats,
-  startPostgres,
-  type DevCerts,
-  type NatsHandle,
-  type PostgresHandle,
-} from '@qpq/testnet';
+import { readEnv, type RpcClient, type Identity } from '@qpq/runtime';
+import { ServiceTestBed } from '@qpq/testnet';
 import { sql, type Kysely } from 'kysely';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { deliveryEnv, envToConfig, type DeliveryConfig } from './config.js';
 import type { DeliveryTables } from './db/schema.js';
@@ -68,24 +58,13 @@ async function waitFor<T>(what: string, get: () => Promise<T | undefined>, timeo
 }
 
 describe('delivery service', () => {
-  let pg: PostgresHandle;
-  let nats: NatsHandle;
-  let certs: DevCerts;
-  let certDir: string;
+  let bed: ServiceTestBed;
   let cfg: DeliveryConfig;
   let service: DeliveryService;
   let gateway: RpcClient;
   let stranger: RpcClient;
   let db: Kysely<DeliveryTables>;
   let nc: NatsConnection;
-
-  const client = (name: string) =>
-    new RpcClient({
-      address: service.grpcAddress,
-      tls: loadTlsFiles(certs.files(name)),
-      defaultTimeoutMs: 10_000,
-      maxMessageBytes: 4 * 1024 * 1024,
-    });
 
   const enqueue = (sender: Identity, recipients: Identity[], payload: Uint8Array, messageId = uuidv7()) =>
     gateway.call(
@@ -108,41 +87,24 @@ describe('delivery service', () => {
       ).n,
     );
 
-  before(async () => {
-    [pg, nats] = await Promise.all([startPostgres(), startNats()]);
-    certDir = await mkdtemp(join(tmpdir(), 'qpq-delivery-test-'));
-    certs = await makeDevCerts(certDir, ['delivery', 'gateway', 'auth']);
-    const databaseUrl = await pg.createDatabase(`delivery_test_${randomBytes(4).toString('hex')}`);
-    const tls = certs.files('delivery');
-    cfg = envToConfig(
-      readEnv(deliveryEnv, {
-        QPQ_LISTEN: '127.0.0.1:0',
-        QPQ_METRICS_LISTEN: '127.0.0.1:0',
-        QPQ_TLS_CA: tls.ca,
-        QPQ_TLS_CERT: tls.cert,
-        QPQ_TLS_KEY: tls.key,
-        QPQ_DATABASE_URL: databaseUrl,
-        QPQ_NATS_URL: nats.url,
-        QPQ_GC_INTERVAL: '100ms',
-        QPQ_DRAIN_TIMEOUT: '2s',
-      }),
-    );
-    service = await DeliveryService.create(cfg).then((s) => s.start());
-    gateway = client('gateway');
-    stranger = client('auth');
-    db = await openDatabase<DeliveryTables>({ url: databaseUrl, schema: 'delivery' });
-    nc = await connect({ servers: nats.url, timeout: 5000 });
-  });
+  // Hooks carry timeouts: a stuck dependency fails the run instead of hanging it.
+  before(
+    async () => {
+      bed = await ServiceTestBed.create({ service: 'delivery' });
+      cfg = envToConfig(readEnv(deliveryEnv, bed.env({ QPQ_GC_INTERVAL: '100ms' })));
+      ({ service, gateway, stranger, nc } = await bed.startService(() => DeliveryService.create(cfg)));
+      db = await openDatabase<DeliveryTables>({ url: bed.databaseUrl, schema: 'delivery' });
+    },
+    { timeout: 120_000 },
+  );
 
-  after(async () => {
-    gateway?.close();
-    stranger?.close();
-    await nc?.close();
-    await db?.destroy();
-    await service?.stop();
-    await Promise.all([nats?.stop(), pg?.stop()]);
-    if (certDir) await rm(certDir, { recursive: true, force: true });
-  });
+  after(
+    async () => {
+      await db?.destroy();
+      await bed?.destroy(() => service?.stop());
+    },
+    { timeout: 60_000 },
+  );
 
   it('refuses calls whose identity does not come from the gateway', async () => {
     const alice = newDevice();
@@ -513,7 +475,7 @@ describe('delivery service', () => {
     await service.stop();
     gateway.close();
     service = await DeliveryService.create(cfg).then((s) => s.start());
-    gateway = client('gateway');
+    gateway = bed.clientAs('gateway', service.grpcAddress);
 
     assert.deepEqual(service.proofPublicKey, publicKey);
     const got = await fetchAfter(bob);
@@ -531,7 +493,7 @@ describe('delivery service', () => {
 
   it('goes unready without NATS but still accepts messages (the device fetches)', async () => {
     await nc.close();
-    await nats.stop();
+    await bed.nats.stop();
     await waitFor('/readyz to turn 503', async () =>
       (await globalThis.fetch(`http://${service.httpAddress}/readyz`)).status === 503 ? true : undefined,
     );

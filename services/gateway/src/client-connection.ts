@@ -15,11 +15,14 @@ import {
   type FrameStreamEnd,
 } from '@qpq/wire';
 import { randomUUID } from 'node:crypto';
+import { trace } from '@opentelemetry/api';
 import { Attachment } from './attachment.js';
 import type { AppContext } from './context.js';
 import type { Dispatch } from './dispatch.js';
 import { routeOf } from './routes.js';
 import { AnswerTooLargeError, printable, ShuttingDownError, TooManyRequestsError } from './errors.js';
+
+const edgeTracer = trace.getTracer('qpq-gateway');
 
 /** A client must open its stream (by sending its first request) within this long after the handshake. */
 const STREAM_OPEN_TIMEOUT_MS = 30_000;
@@ -168,7 +171,15 @@ export class ClientConnection {
     const requestId = randomUUID();
     this.inFlight++;
     try {
-      const answer = await requestScope.run({ requestId }, () => this.dispatch(request, this.attachment, requestId));
+      // One span per client request: its trace id goes into every log line and, through the gRPC
+      // metadata, to the backend that serves it.
+      const answer = await requestScope.run({ requestId }, () =>
+        edgeTracer.startActiveSpan(
+          'qpq.edge.request',
+          { attributes: { 'rpc.method': printable(request.method) } },
+          (span) => this.dispatch(request, this.attachment, requestId).finally(() => span.end()),
+        ),
+      );
       this.respond(request.id, request.method, GrpcStatus.OK, '', answer, started);
     } catch (err) {
       requestScope.run({ requestId }, () => this.respondWithError(request.id, request.method, err, started));

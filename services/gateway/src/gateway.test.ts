@@ -3,24 +3,10 @@
  * everything the gateway decides on its own (routing, session gate, limits, protocol violations,
  * drain) without auth, keypackage or delivery. network.test.ts covers the paths through them.
  */
-import { QUICClient } from '@matrixai/quic';
 import { AuthServiceService, ClientFrame, DeliveryServiceService } from '@qpq/proto';
 import { freeTcpPort, makeDevCerts, startNats, type NatsHandle } from '@qpq/testnet';
-import {
-  clientCrypto,
-  CloseCode,
-  ConnectionClosedError,
-  connectionEnd,
-  FrameStream,
-  GatewayConnection,
-  on,
-  quicLogger,
-  quicTransportConfig,
-  RpcError,
-  StatusCode,
-  type ConnectionEnd,
-} from '@qpq/wire';
-import { events } from '@matrixai/quic';
+import { CloseCode, ConnectionClosedError, GatewayConnection, RpcError, StatusCode } from '@qpq/wire';
+import { RawQuicClient } from '@qpq/wire/testing';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -34,28 +20,6 @@ process.env.QPQ_LOG_LEVEL ??= 'warn';
 
 const MAX_FRAME = 64 * 1024;
 const IN_FLIGHT = 2;
-
-/** A QUIC client that sends whatever bytes it is told to, framed or not: the misbehaving client. */
-async function rawClient(port: number, ca: string) {
-  const client = await QUICClient.createQUICClient(
-    {
-      host: '127.0.0.1',
-      port,
-      localHost: '127.0.0.1',
-      serverName: 'localhost',
-      crypto: clientCrypto,
-      config: { ...quicTransportConfig(), ca, verifyPeer: true },
-      logger: quicLogger('raw-client'),
-    },
-    { timer: 5_000 },
-  );
-  const ended = new Promise<ConnectionEnd>((resolve) =>
-    on(client.connection, events.EventQUICConnectionError, (e) => resolve(connectionEnd(e.detail))),
-  );
-  const stream = client.connection.newStream('bidi');
-  const frames = new FrameStream(stream, { maxFrameBytes: 16 * MAX_FRAME, onFrame: () => undefined });
-  return { client, frames, ended };
-}
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string) =>
   Promise.race([
@@ -191,31 +155,31 @@ describe('gateway without backends', () => {
 
   test('a malformed frame closes only that client; others keep being served', async () => {
     const bystander = await connect();
-    const raw = await rawClient(port, ca);
+    const raw = await RawQuicClient.connect({ port, ca });
     // Field 1 with wire type 7: not protobuf.
-    await raw.frames.send(Uint8Array.from([0x0f, 0x01]));
-    const end = await withTimeout(raw.ended, 5_000, 'malformed frame close');
+    await raw.sendFrame(Uint8Array.from([0x0f, 0x01]));
+    const end = await raw.ended(5_000);
     assert.deepEqual([end.by, end.isApp, end.code], ['peer', true, CloseCode.MALFORMED_FRAME]);
     await expectStatus(bystander.request('/x/y', new Uint8Array()), StatusCode.UNIMPLEMENTED, /unknown method/);
-    await raw.client.destroy({ force: true });
+    await raw.destroy();
   });
 
   test('an empty frame is malformed too', async () => {
-    const raw = await rawClient(port, ca);
-    await raw.frames.send(ClientFrame.encode({ kind: undefined }).finish());
-    const end = await withTimeout(raw.ended, 5_000, 'empty frame close');
+    const raw = await RawQuicClient.connect({ port, ca });
+    await raw.sendFrame(ClientFrame.encode({ kind: undefined }).finish());
+    const end = await raw.ended(5_000);
     assert.equal(end.code, CloseCode.MALFORMED_FRAME);
-    await raw.client.destroy({ force: true });
+    await raw.destroy();
   });
 
   test('an oversized frame closes only that client; others keep being served', async () => {
     const bystander = await connect();
-    const raw = await rawClient(port, ca);
-    void raw.frames.send(new Uint8Array(MAX_FRAME + 1)).catch(() => undefined);
-    const end = await withTimeout(raw.ended, 5_000, 'oversized frame close');
+    const raw = await RawQuicClient.connect({ port, ca });
+    void raw.sendFrame(new Uint8Array(MAX_FRAME + 1)).catch(() => undefined);
+    const end = await raw.ended(5_000);
     assert.deepEqual([end.by, end.isApp, end.code], ['peer', true, CloseCode.FRAME_TOO_LARGE]);
     await expectStatus(bystander.request('/x/y', new Uint8Array()), StatusCode.UNIMPLEMENTED, /unknown method/);
-    await raw.client.destroy({ force: true });
+    await raw.destroy();
   });
 
   // Last: it stops the gateway.

@@ -1,21 +1,11 @@
 import { status } from '@grpc/grpc-js';
 import { subjects } from '@qpq/bus';
 import { KeyPackageServiceService as Rpc, Push, type ClaimKeyPackagesResponse } from '@qpq/proto';
-import { loadTlsFiles, readEnv, RpcClient, type Identity } from '@qpq/runtime';
-import {
-  makeDevCerts,
-  startNats,
-  startPostgres,
-  type DevCerts,
-  type NatsHandle,
-  type PostgresHandle,
-} from '@qpq/testnet';
-import { connect, type NatsConnection } from 'nats';
+import { readEnv, type RpcClient, type Identity } from '@qpq/runtime';
+import { rejectsWithStatus, ServiceTestBed } from '@qpq/testnet';
+import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   defaultCapabilities,
@@ -32,75 +22,26 @@ import { KeyPackageService } from './index.js';
 import { deviceCredentialIdentity, REQUIRED_CIPHER_SUITE } from './key-package-check.js';
 
 const DOMAIN = 'example.test';
-const DB_NAME = `keypackage_test_${randomBytes(4).toString('hex')}`;
 
-let pg: PostgresHandle;
-let nats: NatsHandle;
-let certs: DevCerts;
-let certDir: string;
-let databaseUrl: string;
+let bed: ServiceTestBed;
 let service: KeyPackageService;
 let gateway: RpcClient;
 let stranger: RpcClient;
 let nc: NatsConnection;
 
-function configFor(env: Record<string, string> = {}): KeyPackageConfig {
-  const files = certs.files('keypackage');
-  return envToConfig(
-    readEnv(keyPackageEnv, {
-      QPQ_LISTEN: '127.0.0.1:0',
-      QPQ_METRICS_LISTEN: '127.0.0.1:0',
-      QPQ_DOMAIN: DOMAIN,
-      QPQ_TLS_CA: files.ca,
-      QPQ_TLS_CERT: files.cert,
-      QPQ_TLS_KEY: files.key,
-      QPQ_DATABASE_URL: databaseUrl,
-      QPQ_NATS_URL: nats.url,
-      QPQ_DRAIN_TIMEOUT: '2s',
-      ...env,
-    }),
-  );
-}
-
-function clientAs(name: string, address: string): RpcClient {
-  return new RpcClient({
-    address,
-    tls: loadTlsFiles(certs.files(name)),
-    defaultTimeoutMs: 20_000,
-    maxMessageBytes: 8 << 20,
-  });
-}
+const configFor = (env: Record<string, string> = {}): KeyPackageConfig =>
+  envToConfig(readEnv(keyPackageEnv, bed.env(env)));
 
 // Hooks and tests carry timeouts: a stuck dependency fails the run instead of hanging it.
 before(
   async () => {
-    certDir = await mkdtemp(join(tmpdir(), 'qpq-keypackage-test-'));
-    [pg, nats, certs] = await Promise.all([
-      startPostgres(),
-      startNats(),
-      makeDevCerts(join(certDir, 'certs'), ['keypackage', 'gateway', 'delivery']),
-    ]);
-    databaseUrl = await pg.createDatabase(DB_NAME);
-    service = await (await KeyPackageService.create(configFor())).start();
-    gateway = clientAs('gateway', service.grpcAddress);
-    stranger = clientAs('delivery', service.grpcAddress);
-    nc = await connect({ servers: nats.url });
+    bed = await ServiceTestBed.create({ service: 'keypackage', env: { QPQ_DOMAIN: DOMAIN } });
+    ({ service, gateway, stranger, nc } = await bed.startService(() => KeyPackageService.create(configFor())));
   },
   { timeout: 120_000 },
 );
 
-after(
-  async () => {
-    gateway?.close();
-    stranger?.close();
-    await nc?.close();
-    await service?.stop();
-    await pg?.dropDatabase(DB_NAME).catch(() => undefined);
-    await Promise.all([pg?.stop(), nats?.stop()]);
-    await rm(certDir, { recursive: true, force: true });
-  },
-  { timeout: 60_000 },
-);
+after(() => bed?.destroy(() => service?.stop()), { timeout: 60_000 });
 
 // --- devices and KeyPackages, made as the client makes them (ts-mls, basic credential) ---
 
@@ -131,15 +72,6 @@ async function keyPackage(
 
 const keyPackages = (device: Identity, n: number) => Promise.all(Array.from({ length: n }, () => keyPackage(device)));
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-
-async function rejectsWith(promise: Promise<unknown>, code: status, details?: string | RegExp): Promise<void> {
-  await assert.rejects(promise, (err: { code?: number; details?: string }) => {
-    assert.equal(err.code, code, `expected ${status[code]}, got ${status[err.code ?? -1]}: ${err.details}`);
-    if (typeof details === 'string') assert.equal(err.details, details);
-    else if (details) assert.match(err.details ?? '', details);
-    return true;
-  });
-}
 
 describe('keypackage service', { timeout: 120_000 }, () => {
   test('a device uploads one-time and last-resort KeyPackages and counts them', async () => {
@@ -190,7 +122,7 @@ describe('keypackage service', { timeout: 120_000 }, () => {
     const bob = newDevice();
     const good = await keyPackage(bob);
     const classic = await keyPackage(bob, { suite: 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' });
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(
         Rpc.uploadKeyPackages,
         { keyPackages: [good, classic], lastResortKeyPackage: new Uint8Array() },
@@ -210,7 +142,7 @@ describe('keypackage service', { timeout: 120_000 }, () => {
       identity: deviceCredentialIdentity(bob.username, DOMAIN, bob.deviceId),
     });
     // Mallory uploads a KeyPackage claiming to be Bob's device.
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(
         Rpc.uploadKeyPackages,
         { keyPackages: [forged], lastResortKeyPackage: new Uint8Array() },
@@ -219,7 +151,7 @@ describe('keypackage service', { timeout: 120_000 }, () => {
       status.PERMISSION_DENIED,
       /credential names/,
     );
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(
         Rpc.uploadKeyPackages,
         { keyPackages: [randomBytes(300)], lastResortKeyPackage: new Uint8Array() },
@@ -231,7 +163,7 @@ describe('keypackage service', { timeout: 120_000 }, () => {
     // Tampering breaks the self-signature.
     const tampered = Buffer.from(await keyPackage(bob));
     tampered[100] = tampered[100]! ^ 0xff;
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(
         Rpc.uploadKeyPackages,
         { keyPackages: [tampered], lastResortKeyPackage: new Uint8Array() },
@@ -241,7 +173,7 @@ describe('keypackage service', { timeout: 120_000 }, () => {
       'KeyPackage 1 has an invalid signature',
     );
     const one = await keyPackage(bob);
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(
         Rpc.uploadKeyPackages,
         { keyPackages: Array(101).fill(one), lastResortKeyPackage: new Uint8Array() },
@@ -250,7 +182,7 @@ describe('keypackage service', { timeout: 120_000 }, () => {
       status.INVALID_ARGUMENT,
       'too many KeyPackages in one upload: 101; at most 100 per upload',
     );
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(
         Rpc.uploadKeyPackages,
         { keyPackages: [new Uint8Array(64 * 1024 + 1)], lastResortKeyPackage: new Uint8Array() },
@@ -309,12 +241,12 @@ describe('keypackage service', { timeout: 120_000 }, () => {
       [[phone.deviceId, false]],
     );
     // The phone's pool is now empty and it has no last resort: nothing left for it.
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(Rpc.claimKeyPackages, { username, deviceIds: [phone.deviceId] }, { identity: alice }),
       status.NOT_FOUND,
       `no KeyPackages for ${username}`,
     );
-    await rejectsWith(
+    await rejectsWithStatus(
       gateway.call(Rpc.claimKeyPackages, { username: 'nobody', deviceIds: [] }, { identity: alice }),
       status.NOT_FOUND,
       'no KeyPackages for nobody',
@@ -323,7 +255,7 @@ describe('keypackage service', { timeout: 120_000 }, () => {
 
   test('claims are rate limited per calling device', async () => {
     const limited = await (await KeyPackageService.create(configFor({ QPQ_CLAIM_RATE: '2' }))).start();
-    const client = clientAs('gateway', limited.grpcAddress);
+    const client = bed.clientAs('gateway', limited.grpcAddress);
     try {
       const bob = newDevice();
       await client.call(
@@ -336,7 +268,11 @@ describe('keypackage service', { timeout: 120_000 }, () => {
         client.call(Rpc.claimKeyPackages, { username: bob.username, deviceIds: [] }, { identity: alice });
       await claim();
       await claim();
-      await rejectsWith(claim(), status.RESOURCE_EXHAUSTED, /^too many KeyPackage claims; try again in (29|30) s$/);
+      await rejectsWithStatus(
+        claim(),
+        status.RESOURCE_EXHAUSTED,
+        /^too many KeyPackage claims; try again in (29|30) s$/,
+      );
       // Another device has its own allowance.
       await client.call(Rpc.claimKeyPackages, { username: bob.username, deviceIds: [] }, { identity: newDevice() });
     } finally {
@@ -347,8 +283,8 @@ describe('keypackage service', { timeout: 120_000 }, () => {
 
   test('identity metadata from a caller that is not the gateway is ignored', async () => {
     const bob = newDevice();
-    await rejectsWith(stranger.call(Rpc.countKeyPackages, {}, { identity: bob }), status.UNAUTHENTICATED);
-    await rejectsWith(
+    await rejectsWithStatus(stranger.call(Rpc.countKeyPackages, {}, { identity: bob }), status.UNAUTHENTICATED);
+    await rejectsWithStatus(
       stranger.call(
         Rpc.uploadKeyPackages,
         { keyPackages: [await keyPackage(bob)], lastResortKeyPackage: new Uint8Array() },
@@ -356,7 +292,7 @@ describe('keypackage service', { timeout: 120_000 }, () => {
       ),
       status.UNAUTHENTICATED,
     );
-    await rejectsWith(
+    await rejectsWithStatus(
       stranger.call(Rpc.claimKeyPackages, { username: bob.username, deviceIds: [] }, { identity: bob }),
       status.UNAUTHENTICATED,
     );
