@@ -34,7 +34,7 @@ import { parseDeviceIdentity } from './identity.js';
 import { decodePrivateKeyPackage, type KeyPackageBundle, readKeyPackage } from './key-packages.js';
 import { decodeMlsMessageExact } from './mls-message.js';
 import { decodeState, encodeState } from './group-state.js';
-import { leafIdentity, memberIdentities } from './roster.js';
+import { type GroupMember, leafIdentity, memberIdentities, memberKeys } from './roster.js';
 import { CIPHERSUITE_NAME, cipherSuite } from './suite.js';
 import { decryptSenderData, MlsError, UsageError } from './ts-mls-internals.js';
 
@@ -249,6 +249,14 @@ export function groupInfo(state: GroupStateBytes): {
     members: memberIdentities(current.ratchetTree),
     ownIdentity,
   };
+}
+
+/**
+ * Every member's identity and signature key (leaf order). The identity in a credential is whatever the
+ * member who added that leaf wrote: check the key against the directory before trusting the name.
+ */
+export function groupMembers(state: GroupStateBytes): GroupMember[] {
+  return memberKeys(decodeState(state).ratchetTree);
 }
 
 function requireDeviceIdentity(identity: string): void {

@@ -12,7 +12,9 @@ export {
   encryptMessage,
   processMessage,
   groupInfo,
+  groupMembers,
 } from './group.js';
+export type { GroupMember } from './roster.js';
 export { type Framing, peekFraming } from './framing.js';
 export { padToBucket, unpad, bucketSize } from './padding.js';
 export {

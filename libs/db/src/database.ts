@@ -9,6 +9,11 @@ export interface DatabaseOptions {
   /** The one Postgres schema this service owns; created if missing and put first on the search path. */
   schema: string;
   poolSize?: number;
+  /**
+   * Longest a statement (or a wait for a lock) may take before Postgres cancels it; keep it near the
+   * RPC deadline, so work whose caller gave up does not hold connections and locks.
+   */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -20,7 +25,11 @@ export async function openDatabase<T>(opts: DatabaseOptions): Promise<Kysely<T>>
   const pool = new pg.Pool({
     connectionString: opts.url,
     max: opts.poolSize ?? 8,
-    options: `-c search_path=${opts.schema}`,
+    options: [
+      `-c search_path=${opts.schema}`,
+      `-c statement_timeout=${opts.statementTimeoutMs ?? 10_000}`,
+      `-c lock_timeout=${opts.statementTimeoutMs ?? 10_000}`,
+    ].join(' '),
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
   });

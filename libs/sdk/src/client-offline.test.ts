@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeDevCerts } from '@qpq/testnet';
-import { QpqClient } from './client.js';
+import { MAX_TEXT_BYTES, QpqClient } from './client.js';
 import { NotLoggedInError, ServerUnreachableError, UsageError } from './errors.js';
 
 // What a client does before (or without) a server: the errors a person sees. The whole exchange with
@@ -62,6 +62,20 @@ describe('QpqClient without a server', () => {
       message: `no account in ${dataDir}: run qpq register or qpq login first`,
     });
     assert.deepEqual(await client.takeUnshown(), []);
+    await client.close();
+  });
+
+  it('refuses a message too long for the server before queuing it', async () => {
+    const client = await QpqClient.open({ dataDir: join(root, `d${n++}`), ca: caPath });
+    const text = 'é'.repeat(MAX_TEXT_BYTES / 2 + 1); // 2 bytes each in UTF-8
+    await assert.rejects(client.sendText('bob', text), (err: unknown) => {
+      assert.ok(err instanceof UsageError, String(err));
+      assert.equal(err.message, `message too long: ${MAX_TEXT_BYTES + 2} bytes; the limit is ${MAX_TEXT_BYTES} bytes`);
+      return true;
+    });
+    assert.equal(await client.pendingOutbox(), 0);
+    // At the limit it is not the size that stops it (here: no account yet).
+    await assert.rejects(client.sendText('bob', 'x'.repeat(MAX_TEXT_BYTES)), NotLoggedInError);
     await client.close();
   });
 });

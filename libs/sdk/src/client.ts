@@ -9,6 +9,8 @@ import {
   encryptMessage,
   generateDeviceKeys,
   groupInfo,
+  groupMembers,
+  inspectKeyPackage,
   joinFromWelcome,
   parseDeviceIdentity,
   processMessage,
@@ -44,6 +46,7 @@ import {
   toClientError,
 } from './errors.js';
 import { GatewaySession, parseServerAddress, type ServerAddress } from './gateway-session.js';
+import { dmWelcomeProblem, keyPackageProblem, type KnownAccount } from './member-check.js';
 import { loginAccount, registerAccount } from './opaque-flow.js';
 import { KEY_PACKAGE_POOL_SIZE, KeyPackagePool } from './key-package-pool.js';
 import { Outbox, OutboxRejectedError, addToOutbox, type EnqueueOutcome, type RetryPolicy } from './outbox.js';
@@ -56,6 +59,12 @@ const FETCH_LIMIT = 100;
 /** How often a fetch that shows a hole in the seqs is repeated before the hole is taken as expired. */
 const GAP_RETRIES = 5;
 const GAP_RETRY_DELAY_MS = 100;
+/**
+ * Longest text a message may carry, in UTF-8 bytes. With MLS framing and padding (16 KiB steps above
+ * 16 KiB) it stays far below the delivery service's 256 KiB payload limit, so the server never has to
+ * refuse a message for its size.
+ */
+export const MAX_TEXT_BYTES = 64 * 1024;
 
 export interface QpqClientOptions {
   /** The data dir: one account and device, created with its parents when missing. */
@@ -151,7 +160,7 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     let ca: ReturnType<typeof resolveCa> | undefined;
     this.session = new GatewaySession({
       server,
-      ca: () => (ca ??= resolveCa(opts.ca, opts.env ?? process.env)),
+      ca: () => (ca ??= resolveCa(opts.ca, opts.env ?? process.env, server.host)),
       requestTimeoutMs: opts.requestTimeoutMs ?? 15_000,
       ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
       ...(opts.serverName !== undefined ? { serverName: opts.serverName } : {}),
@@ -310,6 +319,10 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
    */
   async sendText(peerUsername: string, text: string): Promise<SentMessage> {
     if (text.length === 0) throw new UsageError('nothing to send: the message is empty');
+    const size = Buffer.byteLength(text, 'utf8');
+    if (size > MAX_TEXT_BYTES) {
+      throw new UsageError(`message too long: ${size} bytes; the limit is ${MAX_TEXT_BYTES} bytes`);
+    }
     const me = await this.connect();
     const peer = this.peerUsername(peerUsername, me);
     const peerAddress = `${peer}@${domainOf(me.address)}`;
@@ -488,6 +501,11 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     );
     if (claimed.keyPackages.length === 0)
       throw new QpqClientError(`${resolved.address} has no device that can receive messages yet`);
+    // A device may have logged in between the two calls: ask auth again before calling it unknown.
+    const known = claimed.keyPackages.every((k) => resolved.devices.some((d) => d.deviceId === k.deviceId))
+      ? resolved
+      : await this.rpc(() => this.session.call(AuthServiceService.resolveUser, { username: peer }), peer);
+    await checkClaimedKeyPackages(claimed.keyPackages, { address: resolved.address, devices: known.devices });
     const { keys, identity } = await this.device();
     const created = await createGroup(keys, identity);
     const added = await addMembers(
@@ -632,6 +650,7 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
   /** Processes envelopes in seq order under one store update, then announces the new messages. */
   private async processBatch(envelopes: Envelope[]): Promise<ReceivedMessage[]> {
     const { identity } = await this.device();
+    const directory = await this.directoryForWelcomes(envelopes);
     const warnings: QpqClientError[] = [];
     const received = await this.store.update(async (doc) => {
       const out: ReceivedMessage[] = [];
@@ -639,7 +658,7 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
         const seq = Number(env.seq);
         if (seq <= doc.cursor.processedSeq) continue; // another process of this data dir got it first
         try {
-          const msg = await this.processEnvelope(doc, env, identity);
+          const msg = await this.processEnvelope(doc, env, identity, directory);
           if (msg) out.push(msg);
         } catch (err) {
           // A bad envelope must not block the mailbox: note it and move on.
@@ -658,12 +677,47 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     return received;
   }
 
+  /**
+   * What auth says about the accounts a Welcome in this batch must be checked against: the sender's and
+   * this one. Asked before the store is locked; a user auth does not know maps to undefined.
+   */
+  private async directoryForWelcomes(envelopes: Envelope[]): Promise<Map<string, KnownAccount | undefined>> {
+    const directory = new Map<string, KnownAccount | undefined>();
+    const senders = envelopes.filter((env) => {
+      try {
+        return decodePayload(env.payload).$case === 'welcome';
+      } catch {
+        return false; // processEnvelope reports it
+      }
+    });
+    if (senders.length === 0) return directory;
+    const me = (await this.store.read()).account;
+    if (!me) throw new NotLoggedInError(this.dataDir);
+    for (const username of new Set([me.username, ...senders.map((e) => e.senderUser)])) {
+      try {
+        const res = await this.session.call(AuthServiceService.resolveUser, { username });
+        directory.set(username, { address: res.address, devices: res.devices });
+      } catch (err) {
+        if (!(isRpcFailure(err) && (err.code === GrpcCode.NOT_FOUND || err.code === GrpcCode.INVALID_ARGUMENT))) {
+          throw this.clientError(err);
+        }
+        directory.set(username, undefined);
+      }
+    }
+    return directory;
+  }
+
   private async processEnvelope(
     doc: StoreDocument,
     env: Envelope,
     ownIdentity: string,
+    directory: ReadonlyMap<string, KnownAccount | undefined>,
   ): Promise<ReceivedMessage | undefined> {
     const kind = decodePayload(env.payload);
+    const own = parseDeviceIdentity(ownIdentity).address;
+    // Who sent the envelope, as the server authenticated it: the only sender a message may claim.
+    const senderAddress = `${env.senderUser}@${domainOf(own)}`;
+    const senderIdentity = `${senderAddress}/${env.senderDeviceId}`;
     if (kind?.$case === 'welcome') {
       const joined = await joinFromWelcome(kind.value.welcome, (ref) => {
         const kp = doc.keyPackages[ref];
@@ -672,10 +726,16 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
       const groupId = hex(joined.groupId);
       if (!doc.keyPackages[joined.usedRef]?.lastResort) delete doc.keyPackages[joined.usedRef];
       if (doc.groups[groupId]) return undefined;
-      const info = groupInfo(joined.state);
-      const others = info.members.filter((m) => m !== ownIdentity).map((m) => parseDeviceIdentity(m).address);
-      const peer = others.find((a) => a !== parseDeviceIdentity(ownIdentity).address);
-      if (!peer) throw new Error('the Welcome names no other member');
+      // The conversation is the authenticated sender's, never a name read from the credentials.
+      if (senderAddress === own) throw new Error('refused a Welcome from this account: not a direct message');
+      const self = directory.get(doc.account?.username ?? '');
+      const peerAccount = directory.get(env.senderUser);
+      if (!self || !peerAccount || peerAccount.address !== senderAddress) {
+        throw new Error(`refused a Welcome from ${senderAddress}: auth does not know that account`);
+      }
+      const problem = dmWelcomeProblem(groupMembers(joined.state), senderIdentity, self, peerAccount);
+      if (problem !== undefined) throw new Error(`refused a Welcome from ${senderIdentity}: ${problem}`);
+      const peer = senderAddress;
       doc.groups[groupId] = { conversation: peer, state: b64(joined.state), createdAtMs: Date.now() };
       addDmGroup(doc, peer, groupId);
       return undefined;
@@ -695,10 +755,17 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
       }
       group.state = b64(result.state);
       if (result.kind !== 'application') return undefined;
+      // A leaf's name is only what the member who added it wrote; the envelope's sender is authenticated.
+      if (result.senderIdentity !== senderIdentity) {
+        throw new Error(`dropped a message that claims to be from ${result.senderIdentity}, sent by ${senderIdentity}`);
+      }
+      const from = parseDeviceIdentity(result.senderIdentity).address;
+      if (from !== group.conversation && from !== own) {
+        throw new Error(`dropped a message from ${from} in the conversation with ${group.conversation}`);
+      }
       const content = AppContent.decode(result.plaintext);
       if (content.body?.$case !== 'text') return undefined;
       const conv = doc.conversations[group.conversation] ?? addDmGroup(doc, group.conversation, groupId);
-      const from = parseDeviceIdentity(result.senderIdentity).address;
       const entry = {
         id: content.id,
         direction: 'in' as const,
@@ -747,6 +814,27 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
   private warn(err: unknown): void {
     if (this.closed) return;
     this.emit('warning', this.clientError(err));
+  }
+}
+
+/**
+ * Refuses KeyPackages that do not belong to the peer's devices as auth lists them (a server handing out
+ * someone else's KeyPackage would otherwise read the conversation).
+ */
+async function checkClaimedKeyPackages(
+  keyPackages: readonly { deviceId: string; keyPackage: Uint8Array }[],
+  peer: KnownAccount,
+): Promise<void> {
+  for (const k of keyPackages) {
+    let problem: string | undefined;
+    try {
+      problem = keyPackageProblem(await inspectKeyPackage(k.keyPackage), k.deviceId, peer);
+    } catch (err) {
+      problem = `the KeyPackage given for device ${k.deviceId} is malformed (${err instanceof Error ? err.message : String(err)})`;
+    }
+    if (problem !== undefined) {
+      throw new QpqClientError(`refusing to start a conversation with ${peer.address}: ${problem}`);
+    }
   }
 }
 

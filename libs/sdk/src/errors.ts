@@ -107,6 +107,19 @@ export function isRetryable(err: unknown): boolean {
   return isRpcFailure(err) && (err.code === GrpcCode.UNAVAILABLE || err.code === GrpcCode.DEADLINE_EXCEEDED);
 }
 
+/**
+ * A refusal for now, not for good: too many requests (the gateway's in-flight limit, a claim rate).
+ * RESOURCE_EXHAUSTED also means "too large" or "too many recipients", which waiting cannot fix, so the
+ * message tells them apart.
+ */
+export function isRateLimit(err: unknown): boolean {
+  return (
+    isRpcFailure(err) &&
+    err.code === GrpcCode.RESOURCE_EXHAUSTED &&
+    /too many requests|rate limit|try again/i.test(err.message)
+  );
+}
+
 export interface ErrorContext {
   /** host:port, for "cannot reach the server at …". */
   server: string;

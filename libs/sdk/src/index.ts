@@ -1,5 +1,5 @@
 // The qpq client SDK: what the CLI, the integration tests and the benchmark drive the system with.
-export { QpqClient, DEFAULT_SERVER } from './client.js';
+export { QpqClient, DEFAULT_SERVER, MAX_TEXT_BYTES } from './client.js';
 export type { QpqClientOptions, QpqClientEvents, AccountInfo, SentMessage, ConversationSummary } from './client.js';
 export type { ReceivedMessage } from './conversations.js';
 export { resolveCa, devCaPath, type ResolvedCa } from './ca.js';

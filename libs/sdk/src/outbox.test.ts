@@ -134,8 +134,8 @@ describe('Outbox', () => {
     assert.deepEqual([...srv.stored.keys()], ['m2']);
   });
 
-  it('keeps entries queued on an expired session or a rate limit', async () => {
-    for (const code of [GrpcCode.UNAUTHENTICATED, GrpcCode.RESOURCE_EXHAUSTED, GrpcCode.INTERNAL]) {
+  it('keeps entries queued on an expired session or a server failure', async () => {
+    for (const code of [GrpcCode.UNAUTHENTICATED, GrpcCode.INTERNAL]) {
       const store = await storeWith(entry('m1'));
       const srv = server(() => {
         throw rpcError(code);
@@ -143,6 +143,60 @@ describe('Outbox', () => {
       await assert.rejects(new Outbox(store, srv.enqueue, FAST).flush(), { code });
       assert.equal(srv.calls.length, 1, `code ${code} is not retried in a loop`);
       assert.equal((await store.read()).outbox.length, 1, `code ${code} keeps the entry`);
+    }
+  });
+
+  it('retries a rate limit with the same id, and keeps the entry queued while it lasts', async () => {
+    const store = await storeWith(entry('m1'), entry('m2'));
+    let limited = 2;
+    const srv = server(() => {
+      if (limited-- > 0)
+        throw rpcError(GrpcCode.RESOURCE_EXHAUSTED, 'too many requests in flight on this connection (at most 64)');
+    });
+    await new Outbox(store, srv.enqueue, FAST).flush();
+    assert.deepEqual(srv.calls, ['m1', 'm1', 'm1', 'm2']);
+    assert.equal((await store.read()).outbox.length, 0);
+
+    const stuck = await storeWith(entry('m1'));
+    const always = server(() => {
+      throw rpcError(GrpcCode.RESOURCE_EXHAUSTED, 'too many KeyPackage claims; try again in 3 s');
+    });
+    await assert.rejects(new Outbox(stuck, always.enqueue, FAST).flush(), { code: GrpcCode.RESOURCE_EXHAUSTED });
+    assert.equal(always.calls.length, FAST.attempts);
+    assert.equal((await stuck.read()).outbox.length, 1, 'a rate limit keeps the entry');
+  });
+
+  it('drops a message refused for its size, its recipients or permission, and sends the ones behind it', async () => {
+    const refusals: [number, string][] = [
+      [GrpcCode.RESOURCE_EXHAUSTED, 'payload of 300000 bytes is larger than the limit of 262144 bytes'],
+      [GrpcCode.RESOURCE_EXHAUSTED, '1001 recipient devices is more than the limit of 1000 per message'],
+      [GrpcCode.PERMISSION_DENIED, 'not allowed'],
+      [GrpcCode.UNIMPLEMENTED, 'unknown method'],
+      [GrpcCode.INVALID_ARGUMENT, 'bad recipient'],
+    ];
+    for (const [code, message] of refusals) {
+      const store = await storeWith(entry('m1'), entry('m2'), entry('m3'));
+      const srv = server((_, e) => {
+        if (e.messageId === 'm1') throw rpcError(code, message);
+      });
+      await assert.rejects(new Outbox(store, srv.enqueue, FAST).flush(), (err: unknown) => {
+        assert.ok(err instanceof OutboxRejectedError, String(err));
+        assert.equal(err.message, message);
+        assert.equal(err.code, code);
+        return true;
+      });
+      assert.deepEqual(srv.calls, ['m1', 'm2', 'm3'], `code ${code}: refused once, the rest still go out`);
+      const doc = await store.read();
+      assert.equal(doc.outbox.length, 0, `code ${code}: nothing stays queued`);
+      const history = doc.conversations['bob@example.org']!.history;
+      assert.deepEqual(
+        history.map((h) => [h.id, h.delivered ?? false]),
+        [
+          ['m1', false],
+          ['m2', true],
+          ['m3', true],
+        ],
+      );
     }
   });
 

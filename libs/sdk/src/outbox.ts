@@ -1,4 +1,4 @@
-import { DeliveryProofError, GrpcCode, QpqClientError, isRetryable, isRpcFailure } from './errors.js';
+import { DeliveryProofError, GrpcCode, QpqClientError, isRateLimit, isRetryable, isRpcFailure } from './errors.js';
 import type { LocalStore } from './store.js';
 import type { OutboxEntry, StoreDocument } from './store-document.js';
 
@@ -25,7 +25,7 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 200, maxDe
 
 /**
  * Sends one entry, retrying with the same message_id (so the server stores it once) while the
- * failure is one a retry can fix: UNAVAILABLE, DEADLINE_EXCEEDED or a lost connection.
+ * failure is one a retry can fix: UNAVAILABLE, DEADLINE_EXCEEDED, a lost connection or a rate limit.
  */
 export async function enqueueWithRetry(
   entry: OutboxEntry,
@@ -37,7 +37,7 @@ export async function enqueueWithRetry(
     try {
       return await enqueue(entry);
     } catch (err) {
-      if (!isRetryable(err) || attempt >= policy.attempts) throw err;
+      if (!(isRetryable(err) || isRateLimit(err)) || attempt >= policy.attempts) throw err;
       await sleep(Math.min(policy.baseDelayMs * 2 ** (attempt - 1), policy.maxDelayMs));
     }
   }
@@ -124,19 +124,24 @@ export class Outbox {
 }
 
 /**
- * Whether the server refused this message for good (sending it again cannot help), as opposed to a
- * failure of the moment — unreachable, session expired, rate limited, a server bug — after which the
- * entry stays queued. A proof that does not verify is final too: the server already answered.
+ * Whether the server refused this message for good (sending it again cannot help: too large, too many
+ * recipients, not allowed, not supported), as opposed to a failure of the moment — unreachable, session
+ * expired, rate limited, a server bug — after which the entry stays queued. A final refusal is dropped,
+ * so it never holds up the entries behind it. A proof that does not verify is final too: the server
+ * already answered.
  */
 export function isRefusal(err: unknown): boolean {
   if (err instanceof DeliveryProofError) return true;
-  if (!isRpcFailure(err) || isRetryable(err)) return false;
+  if (!isRpcFailure(err) || isRetryable(err) || isRateLimit(err)) return false;
   const final: number[] = [
     GrpcCode.INVALID_ARGUMENT,
     GrpcCode.NOT_FOUND,
     GrpcCode.ALREADY_EXISTS,
     GrpcCode.FAILED_PRECONDITION,
     GrpcCode.OUT_OF_RANGE,
+    GrpcCode.RESOURCE_EXHAUSTED,
+    GrpcCode.PERMISSION_DENIED,
+    GrpcCode.UNIMPLEMENTED,
   ];
   return final.includes(err.code);
 }

@@ -19,6 +19,9 @@ import {
  * - `QPQ_NATS_URL` nats://127.0.0.1:4223 — pushes go out on core NATS (`qpq.push.<deviceId>`).
  * - `QPQ_MAX_RECIPIENTS` 1000 devices per message; `QPQ_MAX_PAYLOAD_BYTES` 262144 (256 KiB) per payload.
  *   Both must fit into one gRPC message (`QPQ_MAX_MESSAGE_BYTES`), which is checked at start.
+ * - `QPQ_FETCH_MAX_BYTES` 524288 (512 KiB): payload bytes one Fetch answer carries at most (it always
+ *   carries at least one envelope). Must hold the largest payload and fit the gRPC message limit and
+ *   the gateway's frame limit, so a full mailbox can always be read.
  * - `QPQ_MESSAGE_TTL` 30d: a message nobody acknowledged is deleted this long after it was accepted.
  * - `QPQ_GC_INTERVAL` 60s between sweeps for expired messages; `QPQ_GC_BATCH` 1000 rows per statement.
  * - `QPQ_DELIVERY_SIGNING_KEY`: path to a PKCS#8 PEM Ed25519 key that signs delivery proofs. When unset,
@@ -31,6 +34,7 @@ export const deliveryEnv = {
   ...natsEnv(),
   QPQ_MAX_RECIPIENTS: env.integer(1000, { min: 1, max: 100_000 }),
   QPQ_MAX_PAYLOAD_BYTES: env.integer(256 * 1024, { min: 1, max: 64 * 1024 * 1024 }),
+  QPQ_FETCH_MAX_BYTES: env.integer(512 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
   QPQ_MESSAGE_TTL: env.duration('30d'),
   QPQ_GC_INTERVAL: env.duration('60s'),
   QPQ_GC_BATCH: env.integer(1000, { min: 1, max: 100_000 }),
@@ -42,6 +46,7 @@ export interface DeliveryConfig extends BaseServiceConfig {
   natsUrl: string;
   maxRecipients: number;
   maxPayloadBytes: number;
+  fetchMaxBytes: number;
   messageTtlMs: number;
   gcIntervalMs: number;
   gcBatchSize: number;
@@ -60,6 +65,7 @@ export function envToConfig(e: ReturnType<typeof readEnv<typeof deliveryEnv>>): 
     natsUrl: e.QPQ_NATS_URL,
     maxRecipients: e.QPQ_MAX_RECIPIENTS,
     maxPayloadBytes: e.QPQ_MAX_PAYLOAD_BYTES,
+    fetchMaxBytes: e.QPQ_FETCH_MAX_BYTES,
     messageTtlMs: e.QPQ_MESSAGE_TTL,
     gcIntervalMs: e.QPQ_GC_INTERVAL,
     gcBatchSize: e.QPQ_GC_BATCH,
@@ -71,6 +77,12 @@ export function envToConfig(e: ReturnType<typeof readEnv<typeof deliveryEnv>>): 
     throw new ConfigError([
       `QPQ_MAX_MESSAGE_BYTES=${cfg.maxMessageBytes} is too small for QPQ_MAX_PAYLOAD_BYTES=${cfg.maxPayloadBytes} ` +
         `and QPQ_MAX_RECIPIENTS=${cfg.maxRecipients}: set it to at least ${largestRequest}`,
+    ]);
+  }
+  if (cfg.fetchMaxBytes < cfg.maxPayloadBytes || cfg.fetchMaxBytes + REQUEST_OVERHEAD_BYTES > cfg.maxMessageBytes) {
+    throw new ConfigError([
+      `QPQ_FETCH_MAX_BYTES=${cfg.fetchMaxBytes} must be at least QPQ_MAX_PAYLOAD_BYTES=${cfg.maxPayloadBytes} ` +
+        `and at most QPQ_MAX_MESSAGE_BYTES=${cfg.maxMessageBytes} minus ${REQUEST_OVERHEAD_BYTES}`,
     ]);
   }
   if (cfg.messageTtlMs <= 0) throw new ConfigError(['QPQ_MESSAGE_TTL must be longer than 0']);

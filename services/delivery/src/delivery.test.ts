@@ -220,6 +220,31 @@ describe('delivery service', () => {
     assert.equal(verifyDeliveryProof(proof, bytes('attack at dusk')), false);
   });
 
+  it('answers a mailbox full of the largest payloads in pages that fit, never too big to deliver', async () => {
+    const alice = newDevice('alice');
+    const bob = newDevice('bob');
+    const big = new Uint8Array(256 * 1024).fill(7);
+    for (let i = 0; i < 6; i++) {
+      await gateway.call(
+        Enqueue,
+        { messageId: uuidv7(), recipientDeviceIds: [bob.deviceId], payload: big, groupId: new Uint8Array() },
+        { identity: alice },
+      );
+    }
+    const seen: bigint[] = [];
+    let after = 0n;
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await fetchAfter(bob, after);
+      const bytes = page.envelopes.reduce((n, e) => n + e.payload.length, 0);
+      assert.ok(bytes <= 512 * 1024, `a page holds ${bytes} payload bytes`);
+      assert.ok(page.envelopes.length >= 1);
+      seen.push(...page.envelopes.map((e) => e.seq));
+      after = page.envelopes.at(-1)!.seq;
+      if (!page.hasMore) break;
+    }
+    assert.deepEqual(seen, [1n, 2n, 3n, 4n, 5n, 6n]);
+  });
+
   it('fetches envelopes after a seq, in order, a page at a time', async () => {
     const alice = newDevice('alice');
     const bob = newDevice('bob');

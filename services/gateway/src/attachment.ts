@@ -3,7 +3,7 @@ import { subjects } from '@qpq/bus';
 import { isServiceError, type Identity, type Logger } from '@qpq/runtime';
 import type { Subscription } from 'nats';
 import type { AppContext } from './context.js';
-import { NotAttachedError, ShuttingDownError } from './errors.js';
+import { NotAttachedError, SessionExpiredError, ShuttingDownError } from './errors.js';
 import type { SessionInfo } from './session-cache.js';
 
 /**
@@ -45,6 +45,7 @@ export class Attachment {
         this.subscription?.unsubscribe();
         this.subscription = this.ctx.bus.subscribe(subjects.push(info.identity.deviceId), this.onPush);
       }
+      // A newer Attach on this connection may have started meanwhile: the last one wins.
       this.token = token;
       this.info = info;
       this.warnedStale = false;
@@ -67,6 +68,12 @@ export class Attachment {
         // Logged out, expired or revoked: the connection stops acting for the device at once.
         if (this.token === token) this.detach();
         throw err;
+      }
+      // Auth is unreachable: keep serving the identity already checked, but never past the
+      // session's own expiry.
+      if (this.info.expiresAtMs <= Date.now()) {
+        if (this.token === token) this.detach();
+        throw new SessionExpiredError();
       }
       if (!this.warnedStale) {
         this.warnedStale = true;

@@ -24,6 +24,13 @@ export class NotAttachedError extends UnauthenticatedError {
   }
 }
 
+/** The session ran out while auth could not be asked (the same words auth uses). */
+export class SessionExpiredError extends UnauthenticatedError {
+  constructor() {
+    super('session expired or revoked; log in again');
+  }
+}
+
 export class TooManyRequestsError extends ResourceExhaustedError {
   constructor(limit: number) {
     super(`too many requests in flight on this connection (at most ${limit})`);

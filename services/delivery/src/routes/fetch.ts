@@ -6,10 +6,14 @@ import { callerDeviceId, toInt8 } from '../ids.js';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 500;
+/** Protobuf framing and the other fields of one envelope, on top of its payload. */
+const ENVELOPE_OVERHEAD_BYTES = 256;
 
 /**
  * The calling device's envelopes after `after_seq` (and after what it already acknowledged), in seq
- * order, with the highest seq assigned so far so that the client can tell a gap from the end.
+ * order, with the highest seq assigned so far so that the client can tell a gap from the end. An
+ * answer holds at most `limit` envelopes and QPQ_FETCH_MAX_BYTES of them (but always one), so no
+ * mailbox, however full of large messages, makes an answer too big to deliver.
  */
 export function fetch(ctx: AppContext): UnaryHandler<FetchRequest, FetchResponse> {
   return async (request, call) => {
@@ -48,7 +52,14 @@ export function fetch(ctx: AppContext): UnaryHandler<FetchRequest, FetchResponse
           .orderBy('mb.seq')
           .limit(limit + 1)
           .execute();
-        const envelopes: Envelope[] = rows.slice(0, limit).map((r) => ({
+        const taken: typeof rows = [];
+        let bytes = 0;
+        for (const r of rows.slice(0, limit)) {
+          bytes += (r.payload?.length ?? 0) + ENVELOPE_OVERHEAD_BYTES;
+          if (taken.length > 0 && bytes > ctx.cfg.fetchMaxBytes) break;
+          taken.push(r);
+        }
+        const envelopes: Envelope[] = taken.map((r) => ({
           seq: r.seq,
           messageId: r.message_id,
           senderUser: r.sender_username,
@@ -57,7 +68,7 @@ export function fetch(ctx: AppContext): UnaryHandler<FetchRequest, FetchResponse
           acceptedAtMs: BigInt(r.accepted_at.getTime()),
           groupId: r.group_id ?? new Uint8Array(0),
         }));
-        return { envelopes, hasMore: rows.length > limit, lastSeq: cursor.last_seq };
+        return { envelopes, hasMore: rows.length > taken.length, lastSeq: cursor.last_seq };
       });
   };
 }

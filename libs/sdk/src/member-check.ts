@@ -1,0 +1,76 @@
+// Who is really in a group. An MLS credential names a device ("user@domain/deviceId"), but that name is
+// whatever the member who added the leaf wrote: anyone who claims one of our KeyPackages can build a group
+// whose other leaf says "alice". The server authenticates who sent an envelope, and auth knows each
+// device's identity key (the MLS signature key it registered at login); these checks tie the two together.
+//
+// Trust in auth's answer is temporary: key transparency will replace it, so a lying server can be caught.
+import { parseDeviceIdentity, type GroupMember } from '@qpq/crypto';
+
+/** A device as auth lists it (ResolveUser). */
+export interface KnownDevice {
+  deviceId: string;
+  identityKey: Uint8Array;
+}
+
+/** An account as auth lists it: its address and active devices. */
+export interface KnownAccount {
+  address: string;
+  devices: readonly KnownDevice[];
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && a.every((byte, i) => byte === b[i]);
+
+/**
+ * Why a DM group joined from a Welcome must be refused, or undefined when it may be kept:
+ * - the server-authenticated sender of the Welcome is a member under exactly its own identity;
+ * - every member is a device of this account or of the peer (the sender's account);
+ * - every member's signature key is the identity key auth holds for that device.
+ */
+export function dmWelcomeProblem(
+  members: readonly GroupMember[],
+  senderIdentity: string,
+  self: KnownAccount,
+  peer: KnownAccount,
+): string | undefined {
+  if (!members.some((m) => m.identity === senderIdentity)) {
+    return `its sender ${senderIdentity} is not a member of the group`;
+  }
+  for (const member of members) {
+    const problem = memberProblem(member, [self, peer]);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+/** Why a KeyPackage handed out for `peer` must not be used, or undefined when it names one of their devices. */
+export function keyPackageProblem(
+  keyPackage: { identity: string; signaturePublicKey: Uint8Array },
+  claimedDeviceId: string,
+  peer: KnownAccount,
+): string | undefined {
+  if (keyPackage.identity !== `${peer.address}/${claimedDeviceId}`) {
+    return `the KeyPackage given for device ${claimedDeviceId} names ${keyPackage.identity}`;
+  }
+  return memberProblem(keyPackage, [peer], 'the KeyPackage of');
+}
+
+function memberProblem(member: GroupMember, accounts: readonly KnownAccount[], what = 'member'): string | undefined {
+  let parsed: { address: string; deviceId: string };
+  try {
+    parsed = parseDeviceIdentity(member.identity);
+  } catch {
+    return `${what} ${JSON.stringify(member.identity)} is not a device identity`;
+  }
+  const account = accounts.find((a) => a.address === parsed.address);
+  if (!account) {
+    const owners = accounts.map((a) => a.address);
+    return `${what} ${member.identity} belongs to ${owners.length > 1 ? `neither ${owners.join(' nor ')}` : `another account than ${owners.join('')}`}`;
+  }
+  const device = account.devices.find((d) => d.deviceId === parsed.deviceId);
+  if (!device) return `${what} ${member.identity} is not a device of ${account.address}`;
+  if (!sameBytes(device.identityKey, member.signaturePublicKey)) {
+    return `${what} ${member.identity} signs with another key than that device's identity key`;
+  }
+  return undefined;
+}
