@@ -21,21 +21,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-
-interface Method<Req, Res> {
-  path: string;
-  requestSerialize(value: Req): Buffer;
-  responseDeserialize(value: Buffer): Res;
-}
-
-async function call<Req, Res>(conn: GatewayConnection, method: Method<Req, Res>, request: Req): Promise<Res> {
-  const answer = await conn.request(method.path, new Uint8Array(method.requestSerialize(request)), 20_000);
-  return method.responseDeserialize(Buffer.from(answer));
-}
-
-// The OPAQUE library speaks unpadded base64url; the wire carries the raw bytes.
-const toWire = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
-const fromWire = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+import { call, fromWire, hostPort, toWire } from './by-hand.js';
 
 /** Registers `username` and logs in as a new device, all through the gateway. */
 async function registerAndLogin(
@@ -90,11 +76,6 @@ async function waitFor(what: string, check: () => boolean, ms = 10_000): Promise
     await new Promise((r) => setTimeout(r, 25));
   }
 }
-
-const hostPort = (address: string) => {
-  const i = address.lastIndexOf(':');
-  return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
-};
 
 describe('two gateways in front of the real services', { timeout: 180_000 }, () => {
   let net: TestNetwork;

@@ -4,7 +4,6 @@
 // only what the server authenticated (who sent an envelope) and what auth lists (each device's key).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { readFileSync } from 'node:fs';
 import * as opaque from '@serenity-kit/opaque';
 import {
   addMembers,
@@ -26,40 +25,16 @@ import {
 } from '@qpq/proto';
 import type { QpqClient, QpqClientError, ReceivedMessage } from '@qpq/sdk';
 import type { TestNetwork } from '@qpq/testnet';
-import { GatewayConnection } from '@qpq/wire';
+import { type GatewayConnection } from '@qpq/wire';
 import { v7 as uuidv7 } from 'uuid';
+import { call, connectByHand, fromWire, toWire } from './by-hand.js';
 import { bootNetwork, openClient, waitFor } from './support.js';
-
-interface Method<Req, Res> {
-  path: string;
-  requestSerialize(value: Req): Buffer;
-  responseDeserialize(value: Buffer): Res;
-}
-
-async function call<Req, Res>(conn: GatewayConnection, method: Method<Req, Res>, request: Req): Promise<Res> {
-  const answer = await conn.request(method.path, new Uint8Array(method.requestSerialize(request)), 20_000);
-  return method.responseDeserialize(Buffer.from(answer));
-}
-
-const toWire = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
-const fromWire = (b: Uint8Array) => Buffer.from(b).toString('base64url');
 
 /** Mallory: a real account and device, with a hand-driven connection instead of the SDK. */
 interface Mallory {
   conn: GatewayConnection;
   deviceId: string;
   keys: DeviceKeys;
-}
-
-async function connectByHand(net: TestNetwork): Promise<GatewayConnection> {
-  const address = net.gatewayAddresses[0]!;
-  const i = address.lastIndexOf(':');
-  return GatewayConnection.connect({
-    host: address.slice(0, i),
-    port: Number(address.slice(i + 1)),
-    ca: readFileSync(net.caPath, 'utf8'),
-    timeoutMs: 10_000,
-  });
 }
 
 const PASSWORD = 'mallory password';
