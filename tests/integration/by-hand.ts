@@ -2,7 +2,10 @@
  * The client protocol driven by hand over a raw gateway connection, without the SDK: for tests that
  * play a misbehaving or hostile client, or look at exactly what the gateway answers.
  */
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { AuthServiceService } from '@qpq/proto';
+import * as opaque from '@serenity-kit/opaque';
 import type { TestNetwork } from '@qpq/testnet';
 import { GatewayConnection } from '@qpq/wire';
 
@@ -35,4 +38,37 @@ export function connectByHand(net: TestNetwork, gateway = 0): Promise<GatewayCon
     ca: readFileSync(net.caPath, 'utf8'),
     timeoutMs: 10_000,
   });
+}
+
+/** OPAQUE registration of `username` through the gateway (no login). */
+export async function registerByHand(conn: GatewayConnection, username: string, password: string): Promise<void> {
+  await opaque.ready;
+  const reg = opaque.client.startRegistration({ password });
+  const started = await call(conn, AuthServiceService.startRegistration, {
+    username,
+    registrationRequest: toWire(reg.registrationRequest),
+  });
+  const { registrationRecord } = opaque.client.finishRegistration({
+    clientRegistrationState: reg.clientRegistrationState,
+    registrationResponse: fromWire(started.registrationResponse),
+    password,
+  });
+  await call(conn, AuthServiceService.finishRegistration, { username, registrationRecord: toWire(registrationRecord) });
+}
+
+/** StartLogin through the gateway, and the client's half of the finish (a FinishLogin without its device). */
+export async function startLoginByHand(conn: GatewayConnection, username: string, password: string) {
+  await opaque.ready;
+  const login = opaque.client.startLogin({ password });
+  const started = await call(conn, AuthServiceService.startLogin, {
+    username,
+    startLoginRequest: toWire(login.startLoginRequest),
+  });
+  const finished = opaque.client.finishLogin({
+    clientLoginState: login.clientLoginState,
+    loginResponse: fromWire(started.loginResponse),
+    password,
+  });
+  assert.ok(finished, 'the OPAQUE client accepts the server');
+  return { loginId: started.loginId, finishLoginRequest: toWire(finished.finishLoginRequest) };
 }

@@ -3,7 +3,6 @@
  * process), real Postgres, real NATS: a device registered and logged in through one gateway gets
  * its pushes on whichever gateway holds its connection, and a misbehaving client is cut off alone.
  */
-import * as opaque from '@serenity-kit/opaque';
 import {
   AuthServiceService,
   DeliveryServiceService,
@@ -21,7 +20,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { call, fromWire, hostPort, toWire } from './by-hand.js';
+import { call, hostPort, registerByHand, startLoginByHand } from './by-hand.js';
 
 /** Registers `username` and logs in as a new device, all through the gateway. */
 async function registerAndLogin(
@@ -29,38 +28,11 @@ async function registerAndLogin(
   username: string,
   password: string,
 ): Promise<FinishLoginResponse> {
-  await opaque.ready;
-  const reg = opaque.client.startRegistration({ password });
-  const started = await call(conn, AuthServiceService.startRegistration, {
-    username,
-    registrationRequest: toWire(reg.registrationRequest),
-  });
-  const { registrationRecord } = opaque.client.finishRegistration({
-    clientRegistrationState: reg.clientRegistrationState,
-    registrationResponse: fromWire(started.registrationResponse),
-    password,
-  });
-  await call(conn, AuthServiceService.finishRegistration, { username, registrationRecord: toWire(registrationRecord) });
+  await registerByHand(conn, username, password);
   return call(conn, AuthServiceService.finishLogin, {
-    ...(await startLogin(conn, username, password)),
+    ...(await startLoginByHand(conn, username, password)),
     device: { $case: 'newDevice', value: { identityKey: randomBytes(32), name: 'test device' } },
   });
-}
-
-/** StartLogin through the gateway, and the client's half of the finish (a FinishLogin without its device). */
-async function startLogin(conn: GatewayConnection, username: string, password: string) {
-  const login = opaque.client.startLogin({ password });
-  const started = await call(conn, AuthServiceService.startLogin, {
-    username,
-    startLoginRequest: toWire(login.startLoginRequest),
-  });
-  const finished = opaque.client.finishLogin({
-    clientLoginState: login.clientLoginState,
-    loginResponse: fromWire(started.loginResponse),
-    password,
-  });
-  assert.ok(finished, 'the OPAQUE client accepts the server');
-  return { loginId: started.loginId, finishLoginRequest: toWire(finished.finishLoginRequest) };
 }
 
 function collectPushes(conn: GatewayConnection): Push[] {
@@ -224,7 +196,7 @@ describe('two gateways in front of the real services', { timeout: 180_000 }, () 
     const password = 'erin password 1';
     await registerAndLogin(c, username, password);
     const finish = {
-      ...(await startLogin(c, username, password)),
+      ...(await startLoginByHand(c, username, password)),
       device: { $case: 'newDevice' as const, value: { identityKey: randomBytes(32), name: 'second' } },
     };
     const first = await call(c, AuthServiceService.finishLogin, finish);

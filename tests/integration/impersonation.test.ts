@@ -4,7 +4,6 @@
 // only what the server authenticated (who sent an envelope) and what auth lists (each device's key).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import * as opaque from '@serenity-kit/opaque';
 import {
   addMembers,
   createGroup,
@@ -27,7 +26,7 @@ import type { QpqClient, QpqClientError, ReceivedMessage } from '@qpq/sdk';
 import type { TestNetwork } from '@qpq/testnet';
 import { type GatewayConnection } from '@qpq/wire';
 import { v7 as uuidv7 } from 'uuid';
-import { call, connectByHand, fromWire, toWire } from './by-hand.js';
+import { call, connectByHand, registerByHand, startLoginByHand } from './by-hand.js';
 import { bootNetwork, openClient, waitFor } from './support.js';
 
 /** Mallory: a real account and device, with a hand-driven connection instead of the SDK. */
@@ -40,40 +39,16 @@ interface Mallory {
 const PASSWORD = 'mallory password';
 
 /** Registers `username` by hand, then logs in as a new device (see loginByHand). */
-async function registerByHand(net: TestNetwork, username: string, keys: DeviceKeys): Promise<Mallory> {
+async function registerMallory(net: TestNetwork, username: string, keys: DeviceKeys): Promise<Mallory> {
   const conn = await connectByHand(net);
-  await opaque.ready;
-  const reg = opaque.client.startRegistration({ password: PASSWORD });
-  const started = await call(conn, AuthServiceService.startRegistration, {
-    username,
-    registrationRequest: toWire(reg.registrationRequest),
-  });
-  const { registrationRecord } = opaque.client.finishRegistration({
-    clientRegistrationState: reg.clientRegistrationState,
-    registrationResponse: fromWire(started.registrationResponse),
-    password: PASSWORD,
-  });
-  await call(conn, AuthServiceService.finishRegistration, { username, registrationRecord: toWire(registrationRecord) });
+  await registerByHand(conn, username, PASSWORD);
   return loginByHand(conn, username, keys);
 }
 
 /** Logs in as a new device registering `keys.signaturePublicKey` as its identity key, and attaches. */
 async function loginByHand(conn: GatewayConnection, username: string, keys: DeviceKeys): Promise<Mallory> {
-  await opaque.ready;
-  const login = opaque.client.startLogin({ password: PASSWORD });
-  const loginStarted = await call(conn, AuthServiceService.startLogin, {
-    username,
-    startLoginRequest: toWire(login.startLoginRequest),
-  });
-  const finished = opaque.client.finishLogin({
-    clientLoginState: login.clientLoginState,
-    loginResponse: fromWire(loginStarted.loginResponse),
-    password: PASSWORD,
-  });
-  assert.ok(finished);
   const session = await call(conn, AuthServiceService.finishLogin, {
-    loginId: loginStarted.loginId,
-    finishLoginRequest: toWire(finished.finishLoginRequest),
+    ...(await startLoginByHand(conn, username, PASSWORD)),
     device: { $case: 'newDevice', value: { identityKey: keys.signaturePublicKey, name: 'by hand' } },
   });
   await call(conn, SessionServiceService.attach, { sessionToken: session.sessionToken });
@@ -118,7 +93,7 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
 
   test('bob refuses a Welcome in which mallory names herself alice, and his messages for alice reach alice', async () => {
     const keys = await generateDeviceKeys();
-    const mallory = await registerByHand(net, 'mallory', keys);
+    const mallory = await registerMallory(net, 'mallory', keys);
     mallories.push(mallory);
     const bobAccount = (await bob.account())!;
     const { warnings, messages } = listen(bob);
@@ -184,7 +159,7 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
 
   test('bob refuses to start a conversation over KeyPackages not signed by the registered identity key', async () => {
     // Eve registers one identity key but uploads KeyPackages signed by another.
-    const eve = await registerByHand(net, 'eve', await generateDeviceKeys());
+    const eve = await registerMallory(net, 'eve', await generateDeviceKeys());
     mallories.push(eve);
     const identity = `eve@localhost/${eve.deviceId}`;
     const [kp, lastResort] = await generateKeyPackages(await generateDeviceKeys(), identity, 2);
@@ -206,7 +181,7 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
 
   test("bob drops a message whose MLS sender is not the envelope's sender", async () => {
     // Trent has two devices, both honest members of a group with bob; t1 sends what t2 encrypted.
-    const t1 = await registerByHand(net, 'trent', await generateDeviceKeys());
+    const t1 = await registerMallory(net, 'trent', await generateDeviceKeys());
     mallories.push(t1);
     const t2 = await loginByHand(await connectByHand(net), 'trent', await generateDeviceKeys());
     mallories.push(t2);
