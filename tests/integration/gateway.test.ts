@@ -118,6 +118,8 @@ describe('two gateways in front of the real services', { timeout: 180_000 }, () 
       recipientDeviceIds: [bobSession.deviceId],
       payload,
       groupId: new Uint8Array(),
+      ttlSeconds: 0,
+      welcome: undefined,
     });
     assert.equal(sent.recipients[0]?.deviceId, bobSession.deviceId);
 
@@ -225,6 +227,8 @@ describe('two gateways in front of the real services', { timeout: 180_000 }, () 
       recipientDeviceIds: [bobSession.deviceId],
       payload: randomBytes(300),
       groupId: new Uint8Array(),
+      ttlSeconds: 0,
+      welcome: undefined,
     };
     const first = await call(alice, DeliveryServiceService.enqueue, request);
     const retry = await call(alice, DeliveryServiceService.enqueue, request);

@@ -111,13 +111,18 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
     await call(mallory.conn, DeliveryServiceService.enqueue, {
       messageId: uuidv7(),
       recipientDeviceIds: [bobAccount.deviceId],
-      payload: payload({ $case: 'welcome', value: { welcome: added.welcome, conversationKind: 'dm' } }),
+      payload: payload({
+        $case: 'welcome',
+        value: { welcome: added.welcome, conversationKind: 'dm', settings: undefined },
+      }),
       groupId,
+      ttlSeconds: 0,
+      welcome: undefined,
     });
     const content = AppContent.encode({
       id: uuidv7(),
       sentAtMs: BigInt(Date.now()),
-      body: { $case: 'text', value: { text: 'hi bob, this is alice (really)' } },
+      body: { $case: 'text', value: { text: 'hi bob, this is alice (really)', replyTo: '' } },
     }).finish();
     const forged = await encryptMessage(added.state, content);
     await call(mallory.conn, DeliveryServiceService.enqueue, {
@@ -125,6 +130,8 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
       recipientDeviceIds: [bobAccount.deviceId],
       payload: payload({ $case: 'mlsMessage', value: forged.message }),
       groupId,
+      ttlSeconds: 0,
+      welcome: undefined,
     });
 
     await bob.receive();
@@ -171,7 +178,7 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
     await assert.rejects(bob.sendText('eve', 'hello eve'), (err: Error) => {
       assert.match(
         err.message,
-        /^refusing to start a conversation with eve@localhost: the KeyPackage of eve@localhost\/.* signs with another key than that device's identity key$/,
+        /^refusing to add eve@localhost: the KeyPackage of eve@localhost\/.* signs with another key than that device's identity key$/,
       );
       return true;
     });
@@ -194,15 +201,20 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
     await call(t1.conn, DeliveryServiceService.enqueue, {
       messageId: uuidv7(),
       recipientDeviceIds: [bobAccount.deviceId],
-      payload: payload({ $case: 'welcome', value: { welcome: added.welcome, conversationKind: 'dm' } }),
+      payload: payload({
+        $case: 'welcome',
+        value: { welcome: added.welcome, conversationKind: 'dm', settings: undefined },
+      }),
       groupId: group.groupId,
+      ttlSeconds: 0,
+      welcome: undefined,
     });
     const t2State = (await joinFromWelcome(added.welcome, (ref) => (ref === t2Kp!.ref ? t2Kp : undefined))).state;
     const text = (t: string) =>
       AppContent.encode({
         id: uuidv7(),
         sentAtMs: BigInt(Date.now()),
-        body: { $case: 'text', value: { text: t } },
+        body: { $case: 'text', value: { text: t, replyTo: '' } },
       }).finish();
     const byT2 = await encryptMessage(t2State, text('encrypted by t2, sent by t1'));
     const byT1 = await encryptMessage(added.state, text('encrypted and sent by t1'));
@@ -212,6 +224,8 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
         recipientDeviceIds: [bobAccount.deviceId],
         payload: payload({ $case: 'mlsMessage', value: m }),
         groupId: group.groupId,
+        ttlSeconds: 0,
+        welcome: undefined,
       });
     }
 

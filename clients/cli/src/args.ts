@@ -9,7 +9,7 @@ commands:
   login -u NAME -p PASS        log in (a new data dir becomes a new device)
   send USER TEXT               send a direct message
   recv [--wait SECONDS]        print every message not shown before; wait up to SECONDS for one
-  repl -u NAME -p PASS         chat interactively (registers if needed); /help inside
+  repl -u NAME -p PASS         chat in DMs and groups (registers if needed); /help inside
 
 global options (before the command; --json also after it):
   --server HOST:PORT   gateway address (env QPQ_SERVER, default 127.0.0.1:7000)

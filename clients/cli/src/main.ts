@@ -1,5 +1,5 @@
 import { ArgumentError, USAGE, parseCommandLine } from './args.js';
-import { line, type Io } from './output.js';
+import { failureLine, line, type Io } from './output.js';
 
 // Commands load the SDK (MLS, OPAQUE, QUIC) on first use, so --help and argument errors answer at once.
 
@@ -32,11 +32,6 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     if (io.env.QPQ_DEBUG && err instanceof Error && err.stack) io.stderr.write(`${err.stack}\n`);
     return err instanceof ArgumentError ? 2 : 1;
   }
-}
-
-export function failureLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  return message.replace(/\s*\n\s*/g, '; ').trim() || 'failed';
 }
 
 /** Entry point of bin/qpq.mjs. */

@@ -10,18 +10,22 @@ import {
   type NatsConnection,
   type Subscription,
 } from 'nats';
+import {
+  consumerConfig,
+  DurableConsumer,
+  type ConsumeHandler,
+  type DurableConsumerSpec,
+  type RunningConsumer,
+} from './consumer.js';
+import type { BusLogger } from './logger.js';
 
 export interface StreamSpec {
   name: string;
   subjects: readonly string[];
   maxAgeMs: number;
   retention?: 'limits' | 'workqueue';
-}
-
-/** Where the bus reports connection changes (a pino logger fits). */
-export interface BusLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
+  /** How long a publish msgID is remembered to drop a repeat (JetStream's default: 2 min). */
+  duplicateWindowMs?: number;
 }
 
 const CLOSE_TIMEOUT_MS = 2000;
@@ -29,12 +33,13 @@ const CLOSE_TIMEOUT_MS = 2000;
 /** A NATS connection with JetStream, and the idempotent set-up every service needs. */
 export class Bus {
   private up = true;
+  private readonly consumers = new Set<DurableConsumer>();
 
   private constructor(
     readonly nc: NatsConnection,
     readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
-    logger?: BusLogger,
+    private readonly logger?: BusLogger,
   ) {
     // nats.js reconnects in the background: follow its status events, since "not closed" would call
     // a connection that is down but retrying "connected".
@@ -72,6 +77,7 @@ export class Bus {
       max_age: nanos(spec.maxAgeMs),
       storage: StorageType.File,
       retention: spec.retention === 'workqueue' ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
+      ...(spec.duplicateWindowMs !== undefined ? { duplicate_window: nanos(spec.duplicateWindowMs) } : {}),
     };
     try {
       await this.jsm.streams.info(spec.name);
@@ -98,6 +104,30 @@ export class Bus {
     }
   }
 
+  /**
+   * Reads a durable consumer (created, or brought to this spec) until `stop()` or `close()`: each
+   * message goes to `handler` in turn, is acknowledged when it resolves and delivered again (after
+   * `retryDelayMs`) when it throws. At least once: the handler must be idempotent. The stream must exist.
+   *
+   * @example
+   * const consumer = await bus.consume(
+   *   { stream: streams.devices.name, durable: 'keypackage', filterSubject: subjects.deviceEvent('revoke') },
+   *   async (msg) => withdrawDevice(DeviceEvent.decode(msg.data)),
+   * );
+   * await consumer.stop();
+   */
+  async consume(spec: DurableConsumerSpec, handler: ConsumeHandler): Promise<RunningConsumer> {
+    await this.ensureConsumer(spec.stream, consumerConfig(spec));
+    const consumer = new DurableConsumer(this.js, spec, handler, this.logger);
+    this.consumers.add(consumer);
+    return {
+      stop: async () => {
+        this.consumers.delete(consumer);
+        await consumer.stop();
+      },
+    };
+  }
+
   /** Durable publish: resolves once JetStream has stored the message. */
   async publishDurable(subject: string, data: Uint8Array, msgID?: string): Promise<void> {
     await this.js.publish(subject, data, msgID ? { msgID } : undefined);
@@ -118,10 +148,13 @@ export class Bus {
   }
 
   /**
-   * Drains (flushing what is still buffered) within a bounded time, then makes sure the connection is
-   * closed: with the server down, a drain can return while the client keeps reconnecting.
+   * Stops the consumers, drains (flushing what is still buffered) within a bounded time, then makes
+   * sure the connection is closed: with the server down, a drain can return while the client keeps
+   * reconnecting.
    */
   async close(): Promise<void> {
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    this.consumers.clear();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.nc.drain().catch(() => undefined),

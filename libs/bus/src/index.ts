@@ -1,2 +1,4 @@
 export * from './bus.js';
+export type { ConsumedMessage, ConsumeHandler, DurableConsumerSpec, RunningConsumer } from './consumer.js';
+export type { BusLogger } from './logger.js';
 export * from './subjects.js';

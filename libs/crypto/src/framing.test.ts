@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CryptoFormatError } from './errors.js';
 import { peekFraming } from './framing.js';
-import { addMembers, createGroup, encryptMessage } from './group.js';
+import { addMembers } from './commits.js';
+import { createGroup, encryptMessage } from './group.js';
 import { anyKeyPackage, newDevice, twoMemberGroup } from './test-fixtures.js';
 
 describe('peekFraming', () => {

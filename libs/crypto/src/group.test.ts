@@ -12,8 +12,8 @@ import {
 import { decodeDeviceKeys, encodeDeviceKeys, generateDeviceKeys } from './device-keys.js';
 import { cipherSuite } from './suite.js';
 import { CryptoFormatError, CryptoUsageError, MessageRejectedError, NoMatchingKeyPackageError } from './errors.js';
+import { addMembers } from './commits.js';
 import {
-  addMembers,
   createGroup,
   encryptMessage,
   groupInfo,

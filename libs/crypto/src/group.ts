@@ -1,19 +1,17 @@
 // MLS groups as pure functions over state bytes: each call decodes the state, acts, and returns new
 // state bytes; the input is never changed, so a caller that fails to persist simply retries from the
-// old state. A member who commits (addMembers) must keep its old state until the delivery service has
-// accepted the commit, and only then switch to the returned state.
+// old state. Commits this member makes are in commits.ts.
 import { randomBytes } from 'node:crypto';
 import {
-  acceptAll,
   type ClientState,
   createApplicationMessage,
-  createCommit,
   createGroup as mlsCreateGroup,
   defaultCapabilities,
   defaultLifetime,
   emptyPskIndex,
   encodeMlsMessage,
   generateKeyPackageWithKey,
+  type IncomingMessageCallback,
   joinGroup,
   type PrivateMessage,
   type Proposal,
@@ -23,23 +21,18 @@ import {
 import { bytesEqual, copyBytes, encodeUtf8, toHex } from './bytes.js';
 import { clientConfig } from './client-config.js';
 import type { DeviceKeys } from './device-keys.js';
-import {
-  CryptoError,
-  CryptoFormatError,
-  CryptoUsageError,
-  MessageRejectedError,
-  NoMatchingKeyPackageError,
-} from './errors.js';
+import { requireOnlyReportedChanges, rosterChange } from './commit-report.js';
+import { CryptoFormatError, CryptoUsageError, MessageRejectedError, NoMatchingKeyPackageError } from './errors.js';
+import { decodeState, decodeStateContext, encodeState, type GroupStateBytes } from './group-state.js';
 import { parseDeviceIdentity } from './identity.js';
 import { decodePrivateKeyPackage, type KeyPackageBundle, readKeyPackage } from './key-packages.js';
+import { rethrowAs } from './mls-errors.js';
 import { decodeMlsMessageExact } from './mls-message.js';
-import { decodeState, encodeState } from './group-state.js';
 import { type GroupMember, leafIdentity, memberIdentities, memberKeys } from './roster.js';
 import { CIPHERSUITE_NAME, cipherSuite } from './suite.js';
-import { decryptSenderData, MlsError, UsageError } from './ts-mls-internals.js';
+import { decryptSenderData } from './ts-mls-internals.js';
 
-/** Encoded MLS group state of one device; persist it after every call that returns a new one. */
-export type GroupStateBytes = Uint8Array;
+export type { GroupStateBytes } from './group-state.js';
 
 const DEFAULT_GROUP_ID_LENGTH = 32;
 const MAX_GROUP_ID_LENGTH = 255;
@@ -73,39 +66,6 @@ export async function createGroup(
   );
   zeroOutUint8Array(privatePackage.initPrivateKey);
   return { state: encodeState(state), groupId: copyBytes(id) };
-}
-
-/**
- * Commits the addition of devices, given their KeyPackages as uploaded (MLSMessage bytes). The commit
- * goes to the current members; the Welcome (which carries the ratchet tree) to the new ones.
- * Throws CryptoFormatError for a KeyPackage that fails inspectKeyPackage's checks or that MLS refuses.
- */
-export async function addMembers(
-  state: GroupStateBytes,
-  keyPackages: Uint8Array[],
-): Promise<{ state: GroupStateBytes; commit: Uint8Array; welcome: Uint8Array }> {
-  if (keyPackages.length === 0) throw new CryptoUsageError('no KeyPackages to add');
-  const cs = await cipherSuite();
-  const current = decodeState(state);
-  const identities = new Set(memberIdentities(current.ratchetTree));
-  const proposals: Proposal[] = [];
-  for (const [i, bytes] of keyPackages.entries()) {
-    const { keyPackage, identity } = await readKeyPackage(copyBytes(bytes), cs).catch((err: unknown) => {
-      throw new CryptoFormatError(`KeyPackage ${i}: ${(err as Error).message}`, { cause: err });
-    });
-    if (identities.has(identity)) throw new CryptoUsageError(`${identity} is already in the group`);
-    identities.add(identity);
-    proposals.push({ proposalType: 'add', add: { keyPackage } });
-  }
-  const result = await createCommit(
-    { state: current, cipherSuite: cs },
-    { extraProposals: proposals, ratchetTreeExtension: true },
-  ).catch(rethrowAs(CryptoFormatError));
-  if (result.welcome === undefined) throw new CryptoError('commit adding members produced no Welcome');
-  const welcome = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: result.welcome });
-  const commit = encodeMlsMessage(result.commit);
-  result.consumed.forEach(zeroOutUint8Array);
-  return { state: encodeState(result.newState), commit, welcome };
 }
 
 /**
@@ -166,17 +126,36 @@ export async function encryptMessage(
   return { state: encodeState(result.newState), message };
 }
 
+/** What processMessage returns for a Commit. */
+export interface CommitProcessed {
+  state: GroupStateBytes;
+  kind: 'commit';
+  /** The epoch the group entered with this Commit. */
+  epoch: bigint;
+  /** Device identities the Commit added, then removed (this device included when removedSelf). */
+  added: string[];
+  removed: string[];
+  /**
+   * This device was removed. It cannot follow the group any further: the caller must drop the group
+   * (its state and pending commits). `state` is then the state of the epoch before the Commit, marked
+   * removed so that sending or committing from it throws CryptoUsageError; `epoch` is still the one
+   * the others entered.
+   */
+  removedSelf: boolean;
+}
+
 /**
- * Decrypts an application message or applies a commit from another member. A message MLS refuses
- * (replay, unknown epoch, bad signature, another group, a standalone proposal) throws MessageRejectedError;
- * undecodable bytes throw CryptoFormatError.
+ * Decrypts an application message or applies a commit from another member, reporting who the commit
+ * added and removed. A message MLS refuses (replay, unknown epoch, a commit for an epoch already left,
+ * bad signature, another group, a standalone proposal, a commit that renames or re-keys a member)
+ * throws MessageRejectedError; undecodable bytes throw CryptoFormatError. A commit that removes this
+ * device does not throw: it returns removedSelf.
  */
 export async function processMessage(
   state: GroupStateBytes,
   message: Uint8Array,
 ): Promise<
-  | { state: GroupStateBytes; kind: 'application'; plaintext: Uint8Array; senderIdentity: string }
-  | { state: GroupStateBytes; kind: 'commit'; epoch: bigint }
+  { state: GroupStateBytes; kind: 'application'; plaintext: Uint8Array; senderIdentity: string } | CommitProcessed
 > {
   const cs = await cipherSuite();
   const current = decodeState(state);
@@ -195,7 +174,20 @@ export async function processMessage(
     throw new MessageRejectedError('application data must be encrypted');
   }
 
-  const result = await mlsProcessMessage(decoded, current, emptyPskIndex, acceptAll, cs).catch(
+  // ts-mls shows the proposals of a commit only to this callback, once the commit's signature and
+  // proposals have been checked; keep them to report the change. A commit removing this device is
+  // declined here: the device cannot derive the next epoch anyway, and ts-mls 1.6.4 only notices its
+  // removal when no Add in the same commit refills the leaf (otherwise it fails looking for a path key).
+  let committed: Proposal[] = [];
+  let removedSelf = false;
+  const ownLeaf = current.privatePath.leafIndex;
+  const readCommit: IncomingMessageCallback = (incoming) => {
+    if (incoming.kind !== 'commit') return 'accept';
+    committed = incoming.proposals.map((p) => p.proposal);
+    removedSelf = committed.some((p) => p.proposalType === 'remove' && p.remove.removed === ownLeaf);
+    return removedSelf ? 'reject' : 'accept';
+  };
+  const result = await mlsProcessMessage(decoded, current, emptyPskIndex, readCommit, cs).catch(
     rethrowAs(MessageRejectedError, true),
   );
   try {
@@ -210,7 +202,20 @@ export async function processMessage(
         senderIdentity,
       };
     }
-    return { state: encodeState(result.newState), kind: 'commit', epoch: result.newState.groupContext.epoch };
+    const change = rosterChange(current.ratchetTree, committed);
+    const report = { kind: 'commit' as const, added: change.added, removed: change.removed };
+    if (removedSelf) {
+      // The declined commit left the state in its epoch; mark it so ts-mls refuses to send from it.
+      const removedState: ClientState = { ...result.newState, groupActiveState: { kind: 'removedFromGroup' } };
+      return { ...report, state: encodeState(removedState), epoch: current.groupContext.epoch + 1n, removedSelf: true };
+    }
+    requireOnlyReportedChanges(current.ratchetTree, result.newState.ratchetTree, change);
+    return {
+      ...report,
+      state: encodeState(result.newState),
+      epoch: result.newState.groupContext.epoch,
+      removedSelf: false,
+    };
   } finally {
     result.consumed.forEach(zeroOutUint8Array);
   }
@@ -251,6 +256,11 @@ export function groupInfo(state: GroupStateBytes): {
   };
 }
 
+/** The group's current epoch, read from the front of the state without decoding tree or keys. */
+export function groupEpoch(state: GroupStateBytes): bigint {
+  return decodeStateContext(state).epoch;
+}
+
 /**
  * Every member's identity and signature key (leaf order). The identity in a credential is whatever the
  * member who added that leaf wrote: check the key against the directory before trusting the name.
@@ -265,19 +275,4 @@ function requireDeviceIdentity(identity: string): void {
   } catch (err) {
     throw new CryptoUsageError(`not a device identity: ${JSON.stringify(identity)}`, { cause: err });
   }
-}
-
-/**
- * Maps ts-mls errors onto ours: its UsageError is the caller's mistake; its other errors (validation,
- * codec, signature) become `as`. With `everything`, non-ts-mls failures (e.g. a WebCrypto AEAD failure
- * on a tampered ciphertext) become `as` too; our own errors always pass through.
- */
-function rethrowAs(as: new (message: string, options?: { cause?: unknown }) => CryptoError, everything = false) {
-  return (err: unknown): never => {
-    if (err instanceof CryptoError) throw err;
-    if (err instanceof UsageError) throw new CryptoUsageError(err.message, { cause: err });
-    if (err instanceof MlsError || everything)
-      throw new as(err instanceof Error ? err.message : String(err), { cause: err });
-    throw err;
-  };
 }

@@ -22,12 +22,20 @@ function problemWith(user: string, domain: string, deviceId: string): string | u
  * @example deviceIdentity('alice@example.org', 'd1') // 'alice@example.org/d1'
  */
 export function deviceIdentity(address: string, deviceId: string): string {
-  const at = address.indexOf('@');
-  const problem = at < 0 ? 'address has no "@"' : problemWith(address.slice(0, at), address.slice(at + 1), deviceId);
+  const problem = addressProblem(address) ?? partProblem(deviceId, 'device id');
   if (problem !== undefined) throw new CryptoUsageError(`bad device identity: ${problem}`);
   const identity = `${address}/${deviceId}`;
   if (identity.length > MAX_IDENTITY_LENGTH) throw new CryptoUsageError('bad device identity: too long');
   return identity;
+}
+
+/** What is wrong with an account address "user@domain", or undefined when nothing is. */
+export function addressProblem(address: string): string | undefined {
+  if (typeof address !== 'string') return 'address is not a string';
+  if (address.length > MAX_IDENTITY_LENGTH) return 'address is too long';
+  const at = address.indexOf('@');
+  if (at < 0) return 'address has no "@"';
+  return partProblem(address.slice(0, at), 'user') ?? partProblem(address.slice(at + 1), 'domain');
 }
 
 /** Splits "user@domain/deviceId"; throws CryptoFormatError for anything else. */

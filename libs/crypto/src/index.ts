@@ -5,18 +5,22 @@ export { type DeviceKeys, generateDeviceKeys, encodeDeviceKeys, decodeDeviceKeys
 export { deviceIdentity, normalizeUsername, parseDeviceIdentity, USERNAME_RULE } from './identity.js';
 export { type KeyPackageBundle, generateKeyPackages, inspectKeyPackage } from './key-packages.js';
 export {
+  type CommitProcessed,
   type GroupStateBytes,
   createGroup,
-  addMembers,
   joinFromWelcome,
   encryptMessage,
   processMessage,
   groupInfo,
+  groupEpoch,
   groupMembers,
 } from './group.js';
+export { type CommitResult, type GroupChanges, addMembers, commitChanges, updateKeys } from './commits.js';
+export { type SafetyNumberAccount, safetyNumber } from './safety-number.js';
 export type { GroupMember } from './roster.js';
 export { type Framing, peekFraming } from './framing.js';
 export { padToBucket, unpad, bucketSize } from './padding.js';
+export { decodePayload, mlsPayload, payloadFraming, welcomePayload } from './e2e-payload.js';
 export {
   type DeliveryProofFields,
   deliveryProofBytes,

@@ -19,6 +19,13 @@ export function memberIdentities(tree: RatchetTree): string[] {
   return members;
 }
 
+/** Every leaf naming `identity`: normally one, but another client could have added a device twice. */
+export function leavesOf(tree: RatchetTree, identity: string): number[] {
+  const leaves: number[] = [];
+  for (let leaf = 0; 2 * leaf < tree.length; leaf++) if (leafIdentity(tree, leaf) === identity) leaves.push(leaf);
+  return leaves;
+}
+
 /** A member as its leaf names it: device identity and the Ed25519 key that signs for that leaf. */
 export interface GroupMember {
   identity: string;

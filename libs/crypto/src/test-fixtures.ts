@@ -1,6 +1,7 @@
 // Shared set-up for this package's tests (not exported from the package).
 import { type DeviceKeys, generateDeviceKeys } from './device-keys.js';
-import { addMembers, createGroup, type GroupStateBytes, joinFromWelcome } from './group.js';
+import { addMembers } from './commits.js';
+import { createGroup, type GroupStateBytes, joinFromWelcome } from './group.js';
 import { deviceIdentity } from './identity.js';
 import { generateKeyPackages, type KeyPackageBundle } from './key-packages.js';
 

@@ -5,3 +5,4 @@ export { makeKeyPackageRef, verifyKeyPackage } from 'ts-mls/keyPackage.js';
 export { verifyLeafNodeSignatureKeyPackage } from 'ts-mls/leafNode.js';
 export { decryptSenderData } from 'ts-mls/privateMessage.js';
 export { MlsError, UsageError } from 'ts-mls/mlsError.js';
+export { decodeGroupContext } from 'ts-mls/groupContext.js';

@@ -5,3 +5,4 @@ export * from './gen/qpq/v1/keypackage.js';
 export * from './gen/qpq/v1/delivery.js';
 export * from './gen/qpq/v1/client.js';
 export * from './gen/qpq/v1/e2e.js';
+export * from './gen/qpq/v1/events.js';

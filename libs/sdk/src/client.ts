@@ -1,40 +1,25 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import {
-  addMembers,
-  createGroup,
   decodeDeviceKeys,
   deviceIdentity,
   encodeDeviceKeys,
-  encryptMessage,
   generateDeviceKeys,
-  groupInfo,
-  groupMembers,
-  inspectKeyPackage,
-  joinFromWelcome,
-  parseDeviceIdentity,
-  processMessage,
   verifyDeliveryProof,
   type DeviceKeys,
 } from '@qpq/crypto';
 import {
-  AppContent,
   AuthServiceService,
   DeliveryServiceService,
   KeyPackageServiceService,
-  type Envelope,
+  type DeliveryProof,
+  type GroupSettings,
   type Push,
 } from '@qpq/proto';
-import { v7 as uuidv7 } from 'uuid';
+import { AccountDevices } from './account-devices.js';
 import { resolveCa } from './ca.js';
-import {
-  addDmGroup,
-  appendHistory,
-  hasUnshown,
-  takeUnshown,
-  toReceived,
-  type ReceivedMessage,
-} from './conversations.js';
+import { hasExpired, hasUnshown, kindOf, markReachedAll, purgeExpired, takeUnshown } from './conversations.js';
+import { b64, type ClientCore, domainOf, TaskQueue, unb64 } from './core.js';
 import {
   DeliveryProofError,
   GrpcCode,
@@ -42,29 +27,34 @@ import {
   QpqClientError,
   SessionExpiredError,
   UsageError,
+  isRetryable,
   isRpcFailure,
   toClientError,
 } from './errors.js';
 import { GatewaySession, parseServerAddress, type ServerAddress } from './gateway-session.js';
-import { dmWelcomeProblem, keyPackageProblem, type KnownAccount } from './member-check.js';
+import type { GroupChangeDeps } from './group-changes.js';
+import { Inbox } from './inbox.js';
 import { loginAccount, registerAccount } from './opaque-flow.js';
 import { KEY_PACKAGE_POOL_SIZE, KeyPackagePool } from './key-package-pool.js';
-import { Outbox, OutboxRejectedError, addToOutbox, type EnqueueOutcome, type RetryPolicy } from './outbox.js';
-import { decodePayload, mlsPayload, welcomePayload } from './payload.js';
+import { Messaging, checkText } from './messaging.js';
+import { Outbox, OutboxRejectedError, type EnqueueOutcome, type RetryPolicy } from './outbox.js';
 import { LocalStore, type StoreOptions } from './store.js';
 import type { AccountRecord, OutboxEntry, StoreDocument } from './store-document.js';
+import type {
+  ConversationEvent,
+  ConversationSummary,
+  DeviceSummary,
+  HistoryItem,
+  MemberSummary,
+  ReceivedMessage,
+  SafetyNumber,
+} from './views.js';
+
+export { MAX_TEXT_BYTES } from './messaging.js';
 
 export const DEFAULT_SERVER = '127.0.0.1:7000';
-const FETCH_LIMIT = 100;
-/** How often a fetch that shows a hole in the seqs is repeated before the hole is taken as expired. */
-const GAP_RETRIES = 5;
-const GAP_RETRY_DELAY_MS = 100;
-/**
- * Longest text a message may carry, in UTF-8 bytes. With MLS framing and padding (16 KiB steps above
- * 16 KiB) it stays far below the delivery service's 256 KiB payload limit, so the server never has to
- * refuse a message for its size.
- */
-export const MAX_TEXT_BYTES = 64 * 1024;
+/** While connected, how often disappeared messages are looked for in the store. */
+const PURGE_INTERVAL_MS = 5_000;
 
 export interface QpqClientOptions {
   /** The data dir: one account and device, created with its parents when missing. */
@@ -95,34 +85,23 @@ export interface AccountInfo {
 
 export interface SentMessage {
   id: string;
-  /** The peer's address. */
+  /** The peer's address (DM) or the group's id. */
   to: string;
   conversation: string;
   /** Whether the delivery service has accepted it (false: it waits in the outbox). */
   delivered: boolean;
 }
 
-export interface ConversationSummary {
-  name: string;
-  peer: string;
-  messages: number;
-  unshown: number;
-}
-
 export interface QpqClientEvents {
   /** A message arrived and was stored. */
   message: [ReceivedMessage];
+  /** Typing, reactions, edits, deletes, read receipts, settings and membership changes. */
+  event: [ConversationEvent];
   /** A background step failed (a bad envelope, a failed refill, a lost connection); the client goes on. */
   warning: [QpqClientError];
-  /** The session was refused while reconnecting: log in again. */
+  /** The session was refused while reconnecting (or this device was revoked): log in again. */
   'session-expired': [SessionExpiredError];
 }
-
-const b64 = (bytes: Uint8Array): string =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-const unb64 = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64'));
-const hex = (bytes: Uint8Array): string =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 
 /**
  * The qpq client: one account and device per data dir, its encrypted local store, and a session with
@@ -132,23 +111,28 @@ const hex = (bytes: Uint8Array): string =>
  * const alice = await QpqClient.open({ dataDir: '/tmp/alice', server: '127.0.0.1:7000' });
  * await alice.register('alice', 'correct horse');
  * await alice.sendText('bob', 'hi');
+ * const group = await alice.createGroup('team', ['bob', 'carol']);
+ * await alice.send(group.id, 'hello team');
  * await alice.close();
  */
 export class QpqClient extends EventEmitter<QpqClientEvents> {
   private readonly session: GatewaySession;
   private readonly outbox: Outbox;
   private readonly keyPackages: KeyPackagePool;
+  private readonly inbox: Inbox;
+  private readonly messaging: Messaging;
+  private readonly accountDevices: AccountDevices;
+  /** Receiving, sending and committing take turns on group state. */
+  private readonly queue = new TaskQueue();
   /** The session token is attached on the current session. */
   private attached = false;
   /** Caught up with the mailbox and outbox since opening. */
   private synced = false;
   private deviceCache: { keys: DeviceKeys; identity: string } | undefined;
   private receiving: Promise<ReceivedMessage[]> | undefined;
-  private receiveAgain = false;
-  private pushed: Envelope[] = [];
-  private fetchRequested = false;
+  private purgeTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** Work started on the side (outbox, KeyPackage refill) that close() lets finish. */
+  /** Work started on the side (outbox, KeyPackage refill, membership) that close() lets finish. */
   private readonly background = new Set<Promise<unknown>>();
 
   private constructor(
@@ -177,6 +161,30 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     });
     this.outbox = new Outbox(this.store, (entry) => this.enqueue(entry), opts.retry);
     this.keyPackages = new KeyPackagePool(this.store, this.session, () => this.device());
+    const core: ClientCore = {
+      store: this.store,
+      session: this.session,
+      outbox: this.outbox,
+      device: () => this.device(),
+      me: () => this.me(),
+      exclusive: (task) => this.queue.run(task),
+      announce: (messages, events) => {
+        for (const m of messages) this.emit('message', m);
+        for (const e of events) this.emit('event', e);
+      },
+      warn: (err) => this.warn(err),
+    };
+    this.inbox = new Inbox(core, () => this.inBackground(() => this.accountDevices.reconcile()));
+    const changes: GroupChangeDeps = {
+      core,
+      catchUp: async () => {
+        this.inbox.requestFetch();
+        await this.inbox.drain();
+      },
+      welcomeFor: welcomeSettings,
+    };
+    this.messaging = new Messaging(core, changes);
+    this.accountDevices = new AccountDevices(core, changes, (task) => this.inBackground(task));
   }
 
   /** Opens (creating when missing) the data dir. Talks to no server until asked to. */
@@ -292,6 +300,12 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
       await this.receive();
       this.inBackground(() => this.flushOutbox());
       this.inBackground(() => this.keyPackages.replenish());
+      // A device change may have happened while this one was away.
+      this.inBackground(() => this.accountDevices.reconcile());
+    }
+    if (opts.stayConnected && !this.purgeTimer) {
+      this.purgeTimer = setInterval(() => this.inBackground(() => this.purge()), PURGE_INTERVAL_MS);
+      this.purgeTimer.unref();
     }
     return {
       username: account.username,
@@ -312,52 +326,236 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     this.attached = true;
   }
 
+  /** The stored account; throws NotLoggedInError. */
+  private async me(): Promise<AccountRecord> {
+    const account = (await this.store.read()).account;
+    if (!account) throw new NotLoggedInError(this.dataDir);
+    return account;
+  }
+
+  /** One Enqueue of an outbox entry, with the delivery proofs checked against what was sent. */
+  private async enqueue(entry: OutboxEntry): Promise<EnqueueOutcome> {
+    const payload = unb64(entry.payload);
+    const welcome = entry.commit?.welcome;
+    const res = await this.session.call(DeliveryServiceService.enqueue, {
+      messageId: entry.messageId,
+      recipientDeviceIds: entry.recipientDeviceIds,
+      payload,
+      groupId: Buffer.from(entry.groupId, 'hex'),
+      ttlSeconds: entry.ttlSeconds ?? 0,
+      welcome: welcome && {
+        messageId: welcome.messageId,
+        recipientDeviceIds: welcome.recipientDeviceIds,
+        payload: unb64(welcome.payload),
+      },
+    });
+    await this.checkProof(res.deliveryProof, payload, entry.recipientDeviceIds);
+    if (welcome) await this.checkProof(res.welcomeDeliveryProof, unb64(welcome.payload), welcome.recipientDeviceIds);
+    return {
+      duplicate: res.duplicate,
+      recipients: res.recipients.map((r) => ({ deviceId: r.deviceId, seq: r.seq })),
+      acceptedAtMs: Number(res.deliveryProof!.acceptedAtMs),
+    };
+  }
+
+  /** A delivery proof must name exactly the recipients, sign this payload, and come from the pinned key. */
+  private async checkProof(
+    proof: DeliveryProof | undefined,
+    payload: Uint8Array,
+    recipientDeviceIds: readonly string[],
+  ): Promise<void> {
+    if (!proof) throw new DeliveryProofError('the server accepted the message without a delivery proof');
+    const expected = [...new Set(recipientDeviceIds.map((d) => d.toLowerCase()))].sort();
+    const signed = [...proof.recipientDeviceIds].map((d) => d.toLowerCase()).sort();
+    if (expected.join(',') !== signed.join(',')) {
+      throw new DeliveryProofError('the delivery proof names other recipients than the message was sent to');
+    }
+    const pinned = (await this.store.read()).account?.deliveryKey;
+    if (!verifyDeliveryProof(proof, payload, pinned === undefined ? undefined : unb64(pinned))) {
+      throw new DeliveryProofError(
+        pinned !== undefined && b64(proof.serverPublicKey) !== pinned
+          ? 'the delivery proof is signed by another key than this server used before'
+          : 'the delivery proof does not verify: the server did not sign this message',
+      );
+    }
+    if (pinned === undefined) {
+      await this.store.update((doc) => {
+        if (doc.account && doc.account.deliveryKey === undefined) doc.account.deliveryKey = b64(proof.serverPublicKey);
+      });
+    }
+  }
+
+  // --- conversations -------------------------------------------------------------------------------
+
   /**
    * Sends a direct message. The first message to a user sets up an MLS group with all of their
-   * devices (Welcome first, then the message). State is stored before anything is sent, and the
-   * Enqueue is retried with the same message id, so a message is stored by the server exactly once.
+   * devices and this account's other devices (Commit and Welcome first, then the message). State is
+   * stored before anything is sent, and the Enqueue is retried with the same message id, so a message
+   * is stored by the server exactly once.
    */
-  async sendText(peerUsername: string, text: string): Promise<SentMessage> {
-    if (text.length === 0) throw new UsageError('nothing to send: the message is empty');
-    const size = Buffer.byteLength(text, 'utf8');
-    if (size > MAX_TEXT_BYTES) {
-      throw new UsageError(`message too long: ${size} bytes; the limit is ${MAX_TEXT_BYTES} bytes`);
+  sendText(peerUsername: string, text: string): Promise<SentMessage> {
+    return this.send(peerUsername, text);
+  }
+
+  /** Sends a text (optionally a reply) to a conversation: its id, or a user's name for a DM. */
+  async send(conversation: string, text: string, opts: { replyTo?: string } = {}): Promise<SentMessage> {
+    checkText(text);
+    await this.connectOrQueue(conversation);
+    const sent = await this.rpc(() => this.messaging.send(conversation, text, opts.replyTo));
+    await this.flushOrExplain(sent.id);
+    return { id: sent.id, to: sent.conversation, conversation: sent.conversation, delivered: true };
+  }
+
+  /** Creates a group with this account's devices and the named users' devices; it becomes a conversation. */
+  async createGroup(name: string, members: string[] = []): Promise<ConversationSummary> {
+    await this.connect();
+    const id = await this.rpc(() => this.messaging.createGroup(name, members));
+    await this.flushOrExplain();
+    return this.messaging.resolve(`#${id}`);
+  }
+
+  /** Finds a conversation: `@user`, `user`, `user@domain` (a DM, which may not exist yet), `#name` or `#<id prefix>`. */
+  async resolveConversation(ref: string): Promise<ConversationSummary> {
+    await this.connect();
+    return this.rpc(() => this.messaging.resolve(ref));
+  }
+
+  /** Adds every device of `username` to the group. */
+  async invite(conversation: string, username: string): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.invite(conversation, username), username);
+  }
+
+  /** Removes every device of `username` from the group. */
+  async removeMember(conversation: string, username: string): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.remove(conversation, username), username);
+  }
+
+  /** This account leaves the group (all its devices); a remaining member commits the removal. */
+  async leave(conversation: string): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.leave(conversation));
+    await this.flushOrExplain();
+  }
+
+  /** Commits fresh keys for this device in the conversation's group. */
+  async rotateKeys(conversation: string): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.rotateKeys(conversation));
+  }
+
+  async rename(conversation: string, name: string): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.rename(conversation, name));
+    await this.flushOrExplain();
+  }
+
+  /** Sets the disappearing-message timer (0: off) for everyone in the conversation. */
+  async setDisappearing(conversation: string, afterMs: number): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.setDisappearing(conversation, afterMs));
+    await this.flushOrExplain();
+  }
+
+  async members(conversation: string): Promise<MemberSummary[]> {
+    return this.messaging.members(conversation);
+  }
+
+  async react(conversation: string, targetId: string, emoji: string, remove = false): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.react(conversation, targetId, emoji, remove));
+    await this.flushOrExplain();
+  }
+
+  /** Replaces the text of one of this account's messages, for everyone. */
+  async edit(conversation: string, targetId: string, text: string): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.edit(conversation, targetId, text));
+    await this.flushOrExplain();
+  }
+
+  /** Deletes one of this account's messages, for everyone. */
+  async deleteMessage(conversation: string, targetId: string): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.deleteMessage(conversation, targetId));
+    await this.flushOrExplain();
+  }
+
+  /** Tells the conversation this person is typing (kept by the server for a minute at most). */
+  async typing(conversation: string): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.messaging.typing(conversation));
+    await this.flushOrExplain();
+  }
+
+  /** Sends read receipts for the conversation's incoming messages not yet marked read. Returns how many. */
+  async markRead(conversation: string): Promise<number> {
+    await this.connect();
+    const n = await this.rpc(() => this.messaging.markRead(conversation));
+    if (n > 0) await this.flushOrExplain();
+    return n;
+  }
+
+  async conversations(): Promise<ConversationSummary[]> {
+    await this.purge();
+    return this.messaging.conversations();
+  }
+
+  /** A conversation's stored messages, oldest first (both directions); the last `limit` when given. */
+  async history(conversation: string, limit?: number): Promise<HistoryItem[]> {
+    await this.purge();
+    return this.messaging.history(conversation, limit);
+  }
+
+  // --- devices -------------------------------------------------------------------------------------
+
+  /** This account's active devices. */
+  async devices(): Promise<DeviceSummary[]> {
+    await this.connect();
+    return this.rpc(() => this.accountDevices.list());
+  }
+
+  /** Revokes one of this account's devices and removes it from every group. */
+  async revokeDevice(deviceId: string): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.accountDevices.revoke(deviceId));
+  }
+
+  /** Adds this account's devices that are missing from its groups (done by itself on a device change). */
+  async syncDevices(): Promise<void> {
+    await this.connect();
+    await this.rpc(() => this.accountDevices.reconcile(true));
+  }
+
+  /** The safety number with `username`, from both accounts' identity keys. */
+  async verify(username: string): Promise<SafetyNumber> {
+    await this.connect();
+    return this.rpc(() => this.accountDevices.verify(username.trim().replace(/^@/, '').split('@')[0] ?? ''), username);
+  }
+
+  /**
+   * Connects; when the server cannot be reached but the conversation is set up already, goes on
+   * offline: the message is encrypted and queued, and flushOrExplain says it waits in the outbox.
+   */
+  private async connectOrQueue(conversation: string): Promise<void> {
+    try {
+      await this.connect();
+    } catch (err) {
+      if (!isRetryable(err)) throw err;
+      const doc = await this.store.read();
+      const known =
+        doc.conversations[conversation] ??
+        doc.conversations[`${conversation.replace(/^@/, '')}@${domainOf(doc.account?.address ?? '')}`];
+      if (!known?.sendGroupId || known.left) throw err;
     }
-    const me = await this.connect();
-    const peer = this.peerUsername(peerUsername, me);
-    const peerAddress = `${peer}@${domainOf(me.address)}`;
-    if (!(await this.store.read()).conversations[peerAddress]?.sendGroupId) await this.startDm(peer);
-    const id = uuidv7();
-    const sentAtMs = Date.now();
-    const conversation = await this.store.update(async (doc) => {
-      const c = doc.conversations[peerAddress];
-      if (!c?.sendGroupId) throw new QpqClientError(`no conversation with ${peerAddress}`);
-      const group = doc.groups[c.sendGroupId];
-      if (!group) throw new QpqClientError(`the group of the conversation with ${peerAddress} is missing`);
-      const state = unb64(group.state);
-      const info = groupInfo(state);
-      const recipients = info.members.filter((m) => m !== info.ownIdentity).map((m) => parseDeviceIdentity(m).deviceId);
-      if (recipients.length === 0) throw new QpqClientError(`${peerAddress} has left the conversation`);
-      const content = AppContent.encode({
-        id,
-        sentAtMs: BigInt(sentAtMs),
-        body: { $case: 'text', value: { text } },
-      }).finish();
-      const encrypted = await encryptMessage(state, content);
-      group.state = b64(encrypted.state);
-      addToOutbox(doc, {
-        messageId: id,
-        kind: 'application',
-        conversation: c.peer,
-        groupId: c.sendGroupId,
-        recipientDeviceIds: recipients,
-        payload: b64(mlsPayload(encrypted.message)),
-        createdAtMs: sentAtMs,
-        attempts: 0,
-      });
-      appendHistory(c, { id, direction: 'out', from: me.address, text, sentAtMs, storedAtMs: sentAtMs });
-      return c.peer;
-    });
+  }
+
+  /**
+   * Sends the outbox; a failure says whether the message waits in the outbox (then it goes out with
+   * the next command) or was refused for good.
+   */
+  private async flushOrExplain(id?: string): Promise<void> {
     try {
       await this.outbox.flush();
     } catch (err) {
@@ -365,39 +563,44 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
       if (e instanceof OutboxRejectedError) {
         throw new QpqClientError(`the server refused the message: ${e.message}`, e.code, { cause: err });
       }
-      if ((await this.store.read()).outbox.some((x) => x.messageId === id)) {
+      if (id === undefined || (await this.store.read()).outbox.some((x) => x.messageId === id)) {
         throw new QpqClientError(`${e.message}; the message is queued and goes out with the next qpq command`, e.code, {
           cause: err,
         });
       }
       throw e;
     }
-    return { id, to: peerAddress, conversation, delivered: true };
   }
+
+  // --- receiving -----------------------------------------------------------------------------------
 
   /**
    * Fetches and processes everything in this device's mailbox after the stored cursor, in seq order,
    * acknowledging only what is stored. Returns the new messages (also emitted as 'message').
    */
   receive(): Promise<ReceivedMessage[]> {
-    this.fetchRequested = true;
+    this.inbox.requestFetch();
     return this.kick();
   }
 
-  /** Runs the receive loop (one at a time; a call during a run makes it go round again). */
+  /** Runs the receive loop (one at a time; work that arrives during a run is picked up by it). */
   private kick(): Promise<ReceivedMessage[]> {
-    if (this.receiving) {
-      this.receiveAgain = true;
-      return this.receiving;
-    }
-    this.receiving = this.drain().finally(() => {
-      this.receiving = undefined;
-    });
-    return this.receiving;
+    if (this.receiving) return this.receiving;
+    const run = this.queue.run(() => this.rpc(() => this.inbox.drain()));
+    this.receiving = run;
+    void run
+      .finally(() => {
+        if (this.receiving === run) this.receiving = undefined;
+        // Work pushed after the run took its batch: go round again.
+        if (this.inbox.hasWork() && !this.closed) this.inBackground(() => this.kick());
+      })
+      .catch(() => undefined);
+    return run;
   }
 
-  /** Incoming messages that no one has shown yet (recv, repl); marks them shown. */
+  /** Messages that no one has shown yet (recv, repl); marks them shown. */
   async takeUnshown(): Promise<ReceivedMessage[]> {
+    await this.purge();
     if (!hasUnshown(await this.store.read())) return [];
     return this.store.update((doc) => takeUnshown(doc));
   }
@@ -417,26 +620,6 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     return this.outbox.pending();
   }
 
-  async conversations(): Promise<ConversationSummary[]> {
-    const doc = await this.store.read();
-    return Object.values(doc.conversations).map((c) => ({
-      name: c.peer,
-      peer: c.peer,
-      messages: c.history.length,
-      unshown: c.history.filter((h) => h.direction === 'in' && !h.shown).length,
-    }));
-  }
-
-  /** A conversation's stored messages, oldest first (both directions). */
-  async history(conversation: string): Promise<(ReceivedMessage & { direction: 'in' | 'out'; delivered?: boolean })[]> {
-    const conv = (await this.store.read()).conversations[conversation];
-    return (conv?.history ?? []).map((h) => ({
-      ...toReceived(conversation, h),
-      direction: h.direction,
-      ...(h.direction === 'out' ? { delivered: h.delivered ?? false } : {}),
-    }));
-  }
-
   /** How many one-time KeyPackages of this device the server holds, and whether a last-resort one. */
   async keyPackageStatus(): Promise<{ oneTimeRemaining: number; hasLastResort: boolean; lowWaterMark: number }> {
     await this.connect();
@@ -449,7 +632,9 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
    */
   async lookup(username: string): Promise<{ username: string; address: string; devices: number }> {
     const me = await this.connect();
-    const peer = this.peerUsername(username, me);
+    const peer = username.trim().toLowerCase().replace(/^@/, '').split('@')[0] ?? '';
+    if (!peer) throw new UsageError('no user named');
+    if (peer === me.username) throw new UsageError('cannot send a message to yourself');
     const res = await this.rpc(() => this.session.call(AuthServiceService.resolveUser, { username: peer }), peer);
     return { username: res.username, address: res.address, devices: res.devices.length };
   }
@@ -460,6 +645,8 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
    */
   async close(graceMs = 15_000): Promise<void> {
     if (this.closed) return;
+    clearInterval(this.purgeTimer);
+    this.accountDevices.stop();
     let timer: NodeJS.Timeout | undefined;
     const pending = Promise.allSettled([...this.background, this.receiving ?? Promise.resolve()]);
     await Promise.race([pending, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
@@ -475,311 +662,32 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     void p.finally(() => this.background.delete(p));
   }
 
-  // --- sending -------------------------------------------------------------------------------------
-
-  private peerUsername(raw: string, me: AccountInfo): string {
-    let name = raw.trim().toLowerCase();
-    const at = name.indexOf('@');
-    if (at >= 0) {
-      const domain = name.slice(at + 1);
-      if (domain !== domainOf(me.address)) {
-        throw new UsageError(`cannot reach ${name}: users of other domains are not supported yet`);
-      }
-      name = name.slice(0, at);
-    }
-    if (!name) throw new UsageError('no user named');
-    if (name === me.username) throw new UsageError('cannot send a message to yourself');
-    return name;
-  }
-
-  /** Sets up a DM group with every device of `peer` and queues the Welcome. */
-  private async startDm(peer: string): Promise<void> {
-    const resolved = await this.rpc(() => this.session.call(AuthServiceService.resolveUser, { username: peer }), peer);
-    const claimed = await this.rpc(
-      () => this.session.call(KeyPackageServiceService.claimKeyPackages, { username: peer, deviceIds: [] }),
-      peer,
-    );
-    if (claimed.keyPackages.length === 0)
-      throw new QpqClientError(`${resolved.address} has no device that can receive messages yet`);
-    // A device may have logged in between the two calls: ask auth again before calling it unknown.
-    const known = claimed.keyPackages.every((k) => resolved.devices.some((d) => d.deviceId === k.deviceId))
-      ? resolved
-      : await this.rpc(() => this.session.call(AuthServiceService.resolveUser, { username: peer }), peer);
-    await checkClaimedKeyPackages(claimed.keyPackages, { address: resolved.address, devices: known.devices });
-    const { keys, identity } = await this.device();
-    const created = await createGroup(keys, identity);
-    const added = await addMembers(
-      created.state,
-      claimed.keyPackages.map((k) => k.keyPackage),
-    );
-    const groupId = hex(created.groupId);
-    const now = Date.now();
-    const welcome: OutboxEntry = {
-      messageId: uuidv7(),
-      kind: 'welcome',
-      conversation: resolved.address,
-      groupId,
-      recipientDeviceIds: claimed.keyPackages.map((k) => k.deviceId),
-      payload: b64(welcomePayload({ welcome: added.welcome, conversationKind: 'dm' })),
-      createdAtMs: now,
-      attempts: 0,
-    };
-    await this.store.update((doc) => {
-      // Another process on this data dir may have set the conversation up meanwhile: use theirs.
-      if (doc.conversations[resolved.address]?.sendGroupId) return;
-      // Only this device was in the group when it added the peer, so the commit goes to no one.
-      doc.groups[groupId] = { conversation: resolved.address, state: b64(added.state), createdAtMs: now };
-      addDmGroup(doc, resolved.address, groupId);
-      addToOutbox(doc, welcome);
-    });
-  }
-
-  /** One Enqueue of an outbox entry, with the delivery proof checked against what was sent. */
-  private async enqueue(entry: OutboxEntry): Promise<EnqueueOutcome> {
-    const payload = unb64(entry.payload);
-    const res = await this.session.call(DeliveryServiceService.enqueue, {
-      messageId: entry.messageId,
-      recipientDeviceIds: entry.recipientDeviceIds,
-      payload,
-      groupId: Buffer.from(entry.groupId, 'hex'),
-    });
-    const proof = res.deliveryProof;
-    if (!proof) throw new DeliveryProofError('the server accepted the message without a delivery proof');
-    const expected = [...new Set(entry.recipientDeviceIds.map((d) => d.toLowerCase()))].sort();
-    const signed = [...proof.recipientDeviceIds].map((d) => d.toLowerCase()).sort();
-    if (expected.join(',') !== signed.join(',')) {
-      throw new DeliveryProofError('the delivery proof names other recipients than the message was sent to');
-    }
-    const pinned = (await this.store.read()).account?.deliveryKey;
-    if (!verifyDeliveryProof(proof, payload, pinned === undefined ? undefined : unb64(pinned))) {
-      throw new DeliveryProofError(
-        pinned !== undefined && b64(proof.serverPublicKey) !== pinned
-          ? 'the delivery proof is signed by another key than this server used before'
-          : 'the delivery proof does not verify: the server did not sign this message',
-      );
-    }
-    if (pinned === undefined) {
-      await this.store.update((doc) => {
-        if (doc.account && doc.account.deliveryKey === undefined) doc.account.deliveryKey = b64(proof.serverPublicKey);
-      });
-    }
-    return {
-      duplicate: res.duplicate,
-      recipients: res.recipients.map((r) => ({ deviceId: r.deviceId, seq: r.seq })),
-      acceptedAtMs: Number(proof.acceptedAtMs),
-    };
-  }
-
-  // --- receiving -----------------------------------------------------------------------------------
-
   private onPush(push: Push): void {
     if (this.closed) return;
     const kind = push.kind;
     if (kind?.$case === 'envelope') {
-      this.pushed.push(kind.value);
+      this.inbox.pushEnvelope(kind.value);
       this.inBackground(() => this.kick());
     } else if (kind?.$case === 'keyPackagesLow') {
       const low = kind.value;
       this.inBackground(() => this.keyPackages.replenish(low));
-    }
-  }
-
-  private async drain(): Promise<ReceivedMessage[]> {
-    const received: ReceivedMessage[] = [];
-    do {
-      this.receiveAgain = false;
-      let fetchNeeded = this.fetchRequested;
-      this.fetchRequested = false;
-      // Pushed envelopes that continue the mailbox exactly are processed as they are; anything else
-      // (a hole, a restart) is settled by fetching.
-      const processed = (await this.store.read()).cursor.processedSeq;
-      const pushed = this.pushed.splice(0).sort((a, b) => Number(a.seq - b.seq));
-      const run: Envelope[] = [];
-      for (const env of pushed) {
-        const seq = Number(env.seq);
-        if (seq <= processed + run.length) continue;
-        if (seq === processed + run.length + 1) run.push(env);
-        else fetchNeeded = true;
-      }
-      if (run.length > 0) received.push(...(await this.processBatch(run)));
-      if (fetchNeeded) received.push(...(await this.fetchAll()));
-      await this.ackProcessed();
-    } while (this.receiveAgain || this.fetchRequested || this.pushed.length > 0);
-    return received;
-  }
-
-  private async fetchAll(): Promise<ReceivedMessage[]> {
-    const received: ReceivedMessage[] = [];
-    let gapRetries = 0;
-    for (let rounds = 0; rounds < 10_000; rounds++) {
-      const after = (await this.store.read()).cursor.processedSeq;
-      const res = await this.rpc(() =>
-        this.session.call(DeliveryServiceService.fetch, { afterSeq: BigInt(after), limit: FETCH_LIMIT }),
+    } else if (kind?.$case === 'devicesChanged') {
+      this.inBackground(() => this.accountDevices.reconcile());
+    } else if (kind?.$case === 'messageDelivered') {
+      const id = kind.value.messageId;
+      this.inBackground(() => this.store.update((doc) => void markReachedAll(doc, id)));
+    } else if (kind?.$case === 'sessionRevoked') {
+      this.emit(
+        'session-expired',
+        new SessionExpiredError('this device was revoked: it can no longer send or receive'),
       );
-      const envelopes = res.envelopes.filter((e) => Number(e.seq) > after).sort((a, b) => Number(a.seq - b.seq));
-      // A hole before or inside the batch may be a message still being committed: fetch again a few
-      // times; a hole that stays is a message that expired.
-      const contiguous = contiguousPrefix(envelopes, after);
-      if (contiguous.length < envelopes.length && gapRetries < GAP_RETRIES) {
-        gapRetries++;
-        if (contiguous.length > 0) received.push(...(await this.processBatch(contiguous)));
-        await new Promise((r) => setTimeout(r, GAP_RETRY_DELAY_MS));
-        continue;
-      }
-      gapRetries = 0;
-      if (envelopes.length > 0) received.push(...(await this.processBatch(envelopes)));
-      const last = envelopes.length > 0 ? Number(envelopes[envelopes.length - 1]!.seq) : after;
-      if (!res.hasMore) {
-        // last_seq beyond what came back means an envelope is still on its way (or gone): settle it.
-        if (Number(res.lastSeq) > last && envelopes.length > 0) continue;
-        break;
-      }
     }
-    return received;
   }
 
-  private async ackProcessed(): Promise<void> {
-    const { processedSeq, ackedSeq } = (await this.store.read()).cursor;
-    if (processedSeq <= ackedSeq) return;
-    await this.rpc(() => this.session.call(DeliveryServiceService.ack, { upToSeq: BigInt(processedSeq) }));
-    await this.store.update((doc) => {
-      if (doc.cursor.ackedSeq < processedSeq) doc.cursor.ackedSeq = processedSeq;
-    });
-  }
-
-  /** Processes envelopes in seq order under one store update, then announces the new messages. */
-  private async processBatch(envelopes: Envelope[]): Promise<ReceivedMessage[]> {
-    const { identity } = await this.device();
-    const directory = await this.directoryForWelcomes(envelopes);
-    const warnings: QpqClientError[] = [];
-    const received = await this.store.update(async (doc) => {
-      const out: ReceivedMessage[] = [];
-      for (const env of envelopes) {
-        const seq = Number(env.seq);
-        if (seq <= doc.cursor.processedSeq) continue; // another process of this data dir got it first
-        try {
-          const msg = await this.processEnvelope(doc, env, identity, directory);
-          if (msg) out.push(msg);
-        } catch (err) {
-          // A bad envelope must not block the mailbox: note it and move on.
-          warnings.push(
-            new QpqClientError(
-              `skipped envelope ${seq} from ${env.senderUser}: ${err instanceof Error ? err.message : String(err)}`,
-            ),
-          );
-        }
-        doc.cursor.processedSeq = seq;
-      }
-      return out;
-    });
-    for (const w of warnings) this.warn(w);
-    for (const m of received) this.emit('message', m);
-    return received;
-  }
-
-  /**
-   * What auth says about the accounts a Welcome in this batch must be checked against: the sender's and
-   * this one. Asked before the store is locked; a user auth does not know maps to undefined.
-   */
-  private async directoryForWelcomes(envelopes: Envelope[]): Promise<Map<string, KnownAccount | undefined>> {
-    const directory = new Map<string, KnownAccount | undefined>();
-    const senders = envelopes.filter((env) => {
-      try {
-        return decodePayload(env.payload).$case === 'welcome';
-      } catch {
-        return false; // processEnvelope reports it
-      }
-    });
-    if (senders.length === 0) return directory;
-    const me = (await this.store.read()).account;
-    if (!me) throw new NotLoggedInError(this.dataDir);
-    for (const username of new Set([me.username, ...senders.map((e) => e.senderUser)])) {
-      try {
-        const res = await this.session.call(AuthServiceService.resolveUser, { username });
-        directory.set(username, { address: res.address, devices: res.devices });
-      } catch (err) {
-        if (!(isRpcFailure(err) && (err.code === GrpcCode.NOT_FOUND || err.code === GrpcCode.INVALID_ARGUMENT))) {
-          throw this.clientError(err);
-        }
-        directory.set(username, undefined);
-      }
-    }
-    return directory;
-  }
-
-  private async processEnvelope(
-    doc: StoreDocument,
-    env: Envelope,
-    ownIdentity: string,
-    directory: ReadonlyMap<string, KnownAccount | undefined>,
-  ): Promise<ReceivedMessage | undefined> {
-    const kind = decodePayload(env.payload);
-    const own = parseDeviceIdentity(ownIdentity).address;
-    // Who sent the envelope, as the server authenticated it: the only sender a message may claim.
-    const senderAddress = `${env.senderUser}@${domainOf(own)}`;
-    const senderIdentity = `${senderAddress}/${env.senderDeviceId}`;
-    if (kind?.$case === 'welcome') {
-      const joined = await joinFromWelcome(kind.value.welcome, (ref) => {
-        const kp = doc.keyPackages[ref];
-        return kp && { ref, publicBytes: unb64(kp.publicBytes), privateBytes: unb64(kp.privateBytes) };
-      });
-      const groupId = hex(joined.groupId);
-      if (!doc.keyPackages[joined.usedRef]?.lastResort) delete doc.keyPackages[joined.usedRef];
-      if (doc.groups[groupId]) return undefined;
-      // The conversation is the authenticated sender's, never a name read from the credentials.
-      if (senderAddress === own) throw new Error('refused a Welcome from this account: not a direct message');
-      const self = directory.get(doc.account?.username ?? '');
-      const peerAccount = directory.get(env.senderUser);
-      if (!self || !peerAccount || peerAccount.address !== senderAddress) {
-        throw new Error(`refused a Welcome from ${senderAddress}: auth does not know that account`);
-      }
-      const problem = dmWelcomeProblem(groupMembers(joined.state), senderIdentity, self, peerAccount);
-      if (problem !== undefined) throw new Error(`refused a Welcome from ${senderIdentity}: ${problem}`);
-      const peer = senderAddress;
-      doc.groups[groupId] = { conversation: peer, state: b64(joined.state), createdAtMs: Date.now() };
-      addDmGroup(doc, peer, groupId);
-      return undefined;
-    }
-    if (kind?.$case !== 'mlsMessage') throw new Error('unknown payload');
-    const candidates = env.groupId.length > 0 ? [hex(env.groupId)] : Object.keys(doc.groups);
-    let lastError: unknown = new Error('the message is for a group this device is not in');
-    for (const groupId of candidates) {
-      const group = doc.groups[groupId];
-      if (!group) continue;
-      let result: Awaited<ReturnType<typeof processMessage>>;
-      try {
-        result = await processMessage(unb64(group.state), kind.value);
-      } catch (err) {
-        lastError = err;
-        continue;
-      }
-      group.state = b64(result.state);
-      if (result.kind !== 'application') return undefined;
-      // A leaf's name is only what the member who added it wrote; the envelope's sender is authenticated.
-      if (result.senderIdentity !== senderIdentity) {
-        throw new Error(`dropped a message that claims to be from ${result.senderIdentity}, sent by ${senderIdentity}`);
-      }
-      const from = parseDeviceIdentity(result.senderIdentity).address;
-      if (from !== group.conversation && from !== own) {
-        throw new Error(`dropped a message from ${from} in the conversation with ${group.conversation}`);
-      }
-      const content = AppContent.decode(result.plaintext);
-      if (content.body?.$case !== 'text') return undefined;
-      const conv = doc.conversations[group.conversation] ?? addDmGroup(doc, group.conversation, groupId);
-      const entry = {
-        id: content.id,
-        direction: 'in' as const,
-        from,
-        text: content.body.value.text,
-        sentAtMs: Number(content.sentAtMs),
-        storedAtMs: Date.now(),
-        seq: Number(env.seq),
-        shown: false,
-      };
-      if (!appendHistory(conv, entry)) return undefined;
-      return toReceived(conv.peer, entry);
-    }
-    throw lastError;
+  /** Drops disappeared messages from the store. */
+  private async purge(): Promise<void> {
+    const now = Date.now();
+    if (hasExpired(await this.store.read(), now)) await this.store.update((doc) => void purgeExpired(doc, now));
   }
 
   // --- helpers -------------------------------------------------------------------------------------
@@ -817,34 +725,17 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
   }
 }
 
-/**
- * Refuses KeyPackages that do not belong to the peer's devices as auth lists them (a server handing out
- * someone else's KeyPackage would otherwise read the conversation).
- */
-async function checkClaimedKeyPackages(
-  keyPackages: readonly { deviceId: string; keyPackage: Uint8Array }[],
-  peer: KnownAccount,
-): Promise<void> {
-  for (const k of keyPackages) {
-    let problem: string | undefined;
-    try {
-      problem = keyPackageProblem(await inspectKeyPackage(k.keyPackage), k.deviceId, peer);
-    } catch (err) {
-      problem = `the KeyPackage given for device ${k.deviceId} is malformed (${err instanceof Error ? err.message : String(err)})`;
-    }
-    if (problem !== undefined) {
-      throw new QpqClientError(`refusing to start a conversation with ${peer.address}: ${problem}`);
-    }
-  }
-}
-
-function contiguousPrefix(envelopes: Envelope[], after: number): Envelope[] {
-  const out: Envelope[] = [];
-  for (const e of envelopes) {
-    if (Number(e.seq) !== after + out.length + 1) break;
-    out.push(e);
-  }
-  return out;
+/** What a Welcome into a group carries: the conversation's kind and settings. */
+function welcomeSettings(doc: StoreDocument, groupId: string): { kind: string; settings: GroupSettings } {
+  const group = doc.groups[groupId];
+  const conv = group && doc.conversations[group.conversation];
+  return {
+    kind: conv ? kindOf(conv) : 'dm',
+    settings: {
+      name: conv && kindOf(conv) === 'group' ? (conv.settings?.name ?? '') : '',
+      disappearAfterMs: BigInt(conv?.settings?.disappearAfterMs ?? 0),
+    },
+  };
 }
 
 function normalizeUsername(username: string): string {
@@ -855,10 +746,6 @@ function normalizeUsername(username: string): string {
 
 function requirePassword(password: string): void {
   if (!password) throw new UsageError('no password given');
-}
-
-function domainOf(address: string): string {
-  return address.slice(address.indexOf('@') + 1);
 }
 
 function deviceName(): string {

@@ -34,8 +34,8 @@ export class WrongCredentialsError extends QpqClientError {
 
 export class SessionExpiredError extends QpqClientError {
   override readonly name = 'SessionExpiredError';
-  constructor() {
-    super('session expired: run qpq login', GrpcCode.UNAUTHENTICATED);
+  constructor(message = 'session expired: run qpq login') {
+    super(message, GrpcCode.UNAUTHENTICATED);
   }
 }
 

@@ -1,7 +1,7 @@
 // The qpq client SDK: what the CLI, the integration tests and the benchmark drive the system with.
 export { QpqClient, DEFAULT_SERVER, MAX_TEXT_BYTES } from './client.js';
-export type { QpqClientOptions, QpqClientEvents, AccountInfo, SentMessage, ConversationSummary } from './client.js';
-export type { ReceivedMessage } from './conversations.js';
+export type { QpqClientOptions, QpqClientEvents, AccountInfo, SentMessage } from './client.js';
+export type * from './views.js';
 export { resolveCa, devCaPath, type ResolvedCa } from './ca.js';
 export { parseServerAddress, type ServerAddress } from './gateway-session.js';
 export { LocalStore, STORE_FILES, type StoreOptions } from './store.js';

@@ -33,14 +33,33 @@ export function dmWelcomeProblem(
   self: KnownAccount,
   peer: KnownAccount,
 ): string | undefined {
+  return welcomeProblem(members, senderIdentity, [self, peer]);
+}
+
+/**
+ * Why a group joined from a Welcome must be refused, or undefined when it may be kept: its sender is a
+ * member under exactly its own identity, and every member is a device of one of `accounts` whose
+ * signature key is the identity key auth holds for that device.
+ */
+export function welcomeProblem(
+  members: readonly GroupMember[],
+  senderIdentity: string,
+  accounts: readonly KnownAccount[],
+): string | undefined {
   if (!members.some((m) => m.identity === senderIdentity)) {
     return `its sender ${senderIdentity} is not a member of the group`;
   }
   for (const member of members) {
-    const problem = memberProblem(member, [self, peer]);
+    const problem = memberProblem(member, accounts);
     if (problem !== undefined) return problem;
   }
   return undefined;
+}
+
+/** Why a member added by a Commit must not be trusted, or undefined when auth lists it with that key. */
+export function addedMemberProblem(member: GroupMember, account: KnownAccount | undefined): string | undefined {
+  if (!account) return `${member.identity} belongs to no account auth knows`;
+  return memberProblem(member, [account]);
 }
 
 /** Why a KeyPackage handed out for `peer` must not be used, or undefined when it names one of their devices. */

@@ -1,3 +1,4 @@
+import { groupInfo } from '@qpq/crypto';
 import { DeliveryProofError, GrpcCode, QpqClientError, isRateLimit, isRetryable, isRpcFailure } from './errors.js';
 import type { LocalStore } from './store.js';
 import type { OutboxEntry, StoreDocument } from './store-document.js';
@@ -53,6 +54,13 @@ export function addToOutbox(doc: StoreDocument, ...entries: OutboxEntry[]): void
 
 export interface FlushResult {
   sent: { entry: OutboxEntry; outcome: EnqueueOutcome }[];
+  /** Commits that lost their epoch to another member's Commit: dropped, to be made again on the new epoch. */
+  conflicts: OutboxEntry[];
+}
+
+/** The delivery service accepted another Commit for this epoch first (delivery.proto: commit ordering). */
+export function isCommitConflict(err: unknown): boolean {
+  return isRpcFailure(err) && err.code === GrpcCode.ABORTED;
 }
 
 /** An entry the server refused for good: it was dropped from the outbox. */
@@ -94,7 +102,7 @@ export class Outbox {
   }
 
   private async run(): Promise<FlushResult> {
-    const result: FlushResult = { sent: [] };
+    const result: FlushResult = { sent: [], conflicts: [] };
     let refused: QpqClientError | undefined;
     do {
       this.again = false;
@@ -105,6 +113,13 @@ export class Outbox {
         try {
           outcome = await enqueueWithRetry(entry, this.enqueue, this.policy);
         } catch (err) {
+          if (entry.kind === 'commit' && isCommitConflict(err)) {
+            await this.store.update((doc) => {
+              doc.outbox = doc.outbox.filter((e) => e.messageId !== entry.messageId);
+            });
+            result.conflicts.push(entry);
+            continue;
+          }
           if (!isRefusal(err)) throw err; // stays queued for the next flush
           await this.store.update((doc) => dropRefused(doc, entry));
           refused ??= new OutboxRejectedError(
@@ -148,10 +163,27 @@ export function isRefusal(err: unknown): boolean {
 
 function markSent(doc: StoreDocument, entry: OutboxEntry): void {
   doc.outbox = doc.outbox.filter((e) => e.messageId !== entry.messageId);
+  if (entry.kind === 'commit') {
+    applyAcceptedCommit(doc, entry);
+    return;
+  }
   if (entry.kind !== 'application') return;
   const history = doc.conversations[entry.conversation]?.history;
   const sent = history?.find((h) => h.id === entry.messageId && h.direction === 'out');
   if (sent) sent.delivered = true;
+}
+
+/**
+ * The delivery service made this Commit its group's next epoch: the group moves to the state it leads
+ * to. Unless the group already moved past the epoch it was made in (then a Commit processed since
+ * decided, and this state would fork the group).
+ */
+function applyAcceptedCommit(doc: StoreDocument, entry: OutboxEntry): void {
+  const commit = entry.commit;
+  const group = doc.groups[entry.groupId];
+  if (!commit || commit.applied || !group) return;
+  if (groupInfo(Buffer.from(group.state, 'base64')).epoch !== BigInt(commit.epoch)) return;
+  group.state = commit.newState;
 }
 
 /**
@@ -160,7 +192,8 @@ function markSent(doc: StoreDocument, entry: OutboxEntry): void {
  */
 function dropRefused(doc: StoreDocument, entry: OutboxEntry): void {
   doc.outbox = doc.outbox.filter((e) => e.messageId !== entry.messageId);
-  if (entry.kind !== 'welcome') return;
+  // A new group's first Commit (applied at once) refused is like a refused Welcome.
+  if (entry.kind !== 'welcome' && !(entry.kind === 'commit' && entry.commit?.applied)) return;
   doc.outbox = doc.outbox.filter((e) => e.groupId !== entry.groupId);
   delete doc.groups[entry.groupId];
   const conv = doc.conversations[entry.conversation];

@@ -20,6 +20,8 @@ export interface StoreDocument {
   cursor: { processedSeq: number; ackedSeq: number };
   /** Envelopes stored locally but not yet accepted by the delivery service, oldest first. */
   outbox: OutboxEntry[];
+  /** Safety numbers this device computed, by peer address: a different one later means a key changed. */
+  safetyNumbers?: Record<string, string>;
 }
 
 export interface AccountRecord {
@@ -46,16 +48,26 @@ export interface KeyPackageRecord {
 }
 
 export interface GroupRecord {
+  /** Id of the conversation it belongs to (ConversationRecord.id). */
   conversation: string;
   /** Encoded MLS group state, base64. */
   state: string;
   createdAtMs: number;
+  /** Accounts (addresses) that asked to leave: a remaining member commits their removal. */
+  pendingRemovals?: string[];
 }
 
 export interface ConversationRecord {
-  kind: 'dm';
-  /** The peer's address (a DM) — also the conversation's name. */
+  /** Absent in stores written before groups existed: 'dm'. */
+  kind?: 'dm' | 'group';
+  /** DM: the peer's address, which is also the conversation's id. Group: the group id (hex). */
   peer: string;
+  /** Group name and disappearing timer (absent: no name, no timer). */
+  settings?: { name: string; disappearAfterMs: number };
+  /** This account left the group or was removed from it. */
+  left?: boolean;
+  /** History hand-over parts received so far, by transfer id (base64 chunk data by index). */
+  pendingHistory?: Record<string, string[]>;
   /**
    * The group new messages go to. When both sides created a DM at once there are two groups; both
    * keep the one with the smaller id, so they converge without talking about it.
@@ -80,12 +92,25 @@ export interface HistoryEntry {
   shown?: boolean;
   /** Outgoing: the delivery service accepted it (proof verified). */
   delivered?: boolean;
+  replyTo?: string;
+  /** Emoji → addresses that reacted with it. */
+  reactions?: Record<string, string[]>;
+  edited?: boolean;
+  deleted?: boolean;
+  /** Outgoing from this device: every recipient device acknowledged it (MessageDelivered). */
+  reachedAll?: boolean;
+  /** Outgoing: members that sent a read receipt. */
+  readBy?: string[];
+  /** Incoming: a read receipt went out for it. */
+  receiptSent?: boolean;
+  /** Disappearing messages: deleted from this store after this time. */
+  expiresAtMs?: number;
 }
 
 export interface OutboxEntry {
   /** UUIDv7, the Enqueue message_id: a retry with it stores nothing new. */
   messageId: string;
-  kind: 'welcome' | 'application';
+  kind: 'welcome' | 'application' | 'commit';
   conversation: string;
   groupId: string;
   recipientDeviceIds: string[];
@@ -93,6 +118,24 @@ export interface OutboxEntry {
   payload: string;
   createdAtMs: number;
   attempts: number;
+  /** Disappearing messages: the server deletes the envelope this long after accepting it. */
+  ttlSeconds?: number;
+  /** A commit: what it changes into once the delivery service accepts it (see commits.ts). */
+  commit?: PendingCommit;
+}
+
+/** A Commit waiting for the delivery service to accept it as its group's next epoch. */
+export interface PendingCommit {
+  /** The epoch the Commit was made in. */
+  epoch: number;
+  /** Group state after the Commit, base64: it replaces the group's state only once the Commit is accepted. */
+  newState: string;
+  /** Applied already (a new group whose only member is this device cannot lose its first Commit). */
+  applied: boolean;
+  /** The Welcome for the devices it adds, sent in the same Enqueue. */
+  welcome?: { messageId: string; recipientDeviceIds: string[]; payload: string };
+  /** Devices it adds that should get this device's history of the conversation (this account's new devices). */
+  historyFor?: string[];
 }
 
 export function emptyDocument(): StoreDocument {

@@ -1,11 +1,6 @@
 import { status } from '@grpc/grpc-js';
-import {
-  AuthServiceService as Rpc,
-  type FinishLoginRequest,
-  type FinishLoginResponse,
-  type StartLoginResponse,
-} from '@qpq/proto';
-import { readEnv, type RpcClient, type Identity } from '@qpq/runtime';
+import { AuthServiceService as Rpc, type FinishLoginRequest, type FinishLoginResponse } from '@qpq/proto';
+import { readEnv, type RpcClient } from '@qpq/runtime';
 import { rejectsWithStatus, ServiceTestBed, startNats } from '@qpq/testnet';
 import * as opaque from '@serenity-kit/opaque';
 import type { NatsConnection } from 'nats';
@@ -16,6 +11,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { authEnv, envToConfig, type AuthConfig } from './config.js';
 import { ExpirySweeper } from './expiry-sweeper.js';
 import { AuthService } from './index.js';
+import {
+  beginLogin as beginLoginWith,
+  identityOf,
+  login as loginWith,
+  newDevice,
+  register as registerWith,
+  uniqueName,
+} from './test-client.js';
 
 const DOMAIN = 'example.test';
 
@@ -41,61 +44,16 @@ before(
 
 after(() => bed?.destroy(() => service?.stop()), { timeout: 60_000 });
 
-// --- a client, as the SDK will be: the real OPAQUE client functions, bytes on the wire ---
+// --- a client, as the SDK will be (test-client.ts), calling through the gateway's certificate by default ---
 
-const bytes = (libraryString: string) => Buffer.from(libraryString, 'base64url');
-const text = (b: Uint8Array) => Buffer.from(b).toString('base64url');
-const uniqueName = (prefix: string) => `${prefix}${randomBytes(4).toString('hex')}`;
-const newDevice = (name = 'laptop'): FinishLoginRequest['device'] => ({
-  $case: 'newDevice',
-  value: { identityKey: randomBytes(32), name },
-});
-
-async function register(username: string, password: string, client = gateway) {
-  const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password });
-  const { registrationResponse } = await client.call(Rpc.startRegistration, {
-    username,
-    registrationRequest: bytes(registrationRequest),
-  });
-  const { registrationRecord } = opaque.client.finishRegistration({
-    clientRegistrationState,
-    registrationResponse: text(registrationResponse),
-    password,
-  });
-  return client.call(Rpc.finishRegistration, { username, registrationRecord: bytes(registrationRecord) });
-}
-
-/** StartLogin, and the client's half of the finish (undefined when the client rejects the server). */
-async function beginLogin(username: string, password: string, client = gateway) {
-  const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-  const started: StartLoginResponse = await client.call(Rpc.startLogin, {
-    username,
-    startLoginRequest: bytes(startLoginRequest),
-  });
-  const finished = opaque.client.finishLogin({
-    clientLoginState,
-    loginResponse: text(started.loginResponse),
-    password,
-  });
-  return { started, finishLoginRequest: finished ? bytes(finished.finishLoginRequest) : undefined };
-}
-
-async function login(
+const register = (username: string, password: string, client = gateway) => registerWith(client, username, password);
+const beginLogin = (username: string, password: string, client = gateway) => beginLoginWith(client, username, password);
+const login = (
   username: string,
   password: string,
   device: FinishLoginRequest['device'] = newDevice(),
   client = gateway,
-): Promise<FinishLoginResponse> {
-  const { started, finishLoginRequest } = await beginLogin(username, password, client);
-  assert.ok(finishLoginRequest, 'the client accepts the server during a login with the right password');
-  return client.call(Rpc.finishLogin, { loginId: started.loginId, finishLoginRequest, device });
-}
-
-const identityOf = (s: FinishLoginResponse): Identity => ({
-  accountId: s.accountId,
-  deviceId: s.deviceId,
-  username: s.username,
-});
+): Promise<FinishLoginResponse> => loginWith(client, username, password, device);
 
 /** Collects audit events published while `action` runs (plus a moment for them to arrive). */
 async function auditDuring(action: () => Promise<unknown>): Promise<{ subject: string; body: string }[]> {

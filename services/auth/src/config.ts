@@ -19,6 +19,8 @@ import {
  * - QPQ_LOGIN_TTL 60s: how long a started login may be finished
  * - QPQ_SESSION_TTL 30d: how long a session token stays valid
  * - QPQ_MAX_DEVICES 5: active devices per account
+ * - QPQ_DEVICE_EVENT_RELAY_INTERVAL 5s: how often the outbox relay looks for DeviceEvents not yet in
+ *   JetStream (it also runs after every device change; this bounds the delay after a NATS outage)
  */
 export const authEnv = {
   ...baseServiceEnv({ grpc: 7101, http: 9101 }),
@@ -28,6 +30,7 @@ export const authEnv = {
   QPQ_LOGIN_TTL: env.duration('60s'),
   QPQ_SESSION_TTL: env.duration('30d'),
   QPQ_MAX_DEVICES: env.integer(5, { min: 1, max: 100 }),
+  QPQ_DEVICE_EVENT_RELAY_INTERVAL: env.duration('5s'),
 };
 
 export interface AuthConfig extends BaseServiceConfig {
@@ -38,6 +41,7 @@ export interface AuthConfig extends BaseServiceConfig {
   loginTtlMs: number;
   sessionTtlMs: number;
   maxDevices: number;
+  deviceEventRelayIntervalMs: number;
 }
 
 export function envToConfig(e: ReturnType<typeof readEnv<typeof authEnv>>): AuthConfig {
@@ -49,5 +53,6 @@ export function envToConfig(e: ReturnType<typeof readEnv<typeof authEnv>>): Auth
     loginTtlMs: e.QPQ_LOGIN_TTL,
     sessionTtlMs: e.QPQ_SESSION_TTL,
     maxDevices: e.QPQ_MAX_DEVICES,
+    deviceEventRelayIntervalMs: e.QPQ_DEVICE_EVENT_RELAY_INTERVAL,
   };
 }

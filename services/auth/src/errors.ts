@@ -1,5 +1,6 @@
 import {
   AlreadyExistsError,
+  FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
   PermissionDeniedError,
@@ -49,7 +50,26 @@ export class DeviceLimitError extends ResourceExhaustedError {
 
 export class UnknownDeviceError extends PermissionDeniedError {
   constructor() {
-    super('this device is not registered to the account or was revoked; log in as a new device');
+    super('this device is not registered to the account; log in as a new device');
+  }
+}
+
+export class RevokedDeviceError extends PermissionDeniedError {
+  constructor() {
+    super('this device was revoked; log in as a new device');
+  }
+}
+
+/** Unknown, or another account's: the caller learns nothing about devices that are not its own. */
+export class NoSuchDeviceError extends NotFoundError {
+  constructor() {
+    super('no such device');
+  }
+}
+
+export class DeviceAlreadyRevokedError extends FailedPreconditionError {
+  constructor() {
+    super('this device is already revoked');
   }
 }
 

@@ -8,6 +8,8 @@ import type { AuthConfig } from './config.js';
 import type { AppContext } from './context.js';
 import { migrations } from './db/migrations/index.js';
 import type { AuthDatabase } from './db/schema.js';
+import { DeviceEventRelay } from './device-event-relay.js';
+import { DevicePushes } from './device-pushes.js';
 import { ExpirySweeper } from './expiry-sweeper.js';
 import { assertValidServerSetup, loadServerSetup } from './opaque.js';
 import { finishLogin } from './routes/finish-login.js';
@@ -15,6 +17,7 @@ import { finishRegistration } from './routes/finish-registration.js';
 import { listDevices } from './routes/list-devices.js';
 import { logout } from './routes/logout.js';
 import { resolveUser } from './routes/resolve-user.js';
+import { revokeDevice } from './routes/revoke-device.js';
 import { startLogin } from './routes/start-login.js';
 import { startRegistration } from './routes/start-registration.js';
 import { validateSession } from './routes/validate-session.js';
@@ -31,8 +34,9 @@ export interface AuthOverrides {
 }
 
 /**
- * The auth service: OPAQUE registration and login, devices (at most QPQ_MAX_DEVICES per account),
- * session tokens, and the audit trail of all of it.
+ * The auth service: OPAQUE registration and login, devices (at most QPQ_MAX_DEVICES per account,
+ * revocable), session tokens, and the audit trail of all of it. Device changes leave a DeviceEvent
+ * in an outbox table that the relay publishes to JetStream (QPQ_DEVICES).
  */
 export class AuthService {
   private readonly sweeper: ExpirySweeper;
@@ -55,9 +59,18 @@ export class AuthService {
       db ??= await openDatabase<AuthDatabase>({ url: cfg.databaseUrl, schema: SCHEMA });
       await migrateToLatest(db as Kysely<unknown>, SCHEMA, migrations);
       const serverSetup = await loadServerSetup(db, cfg.opaqueServerSetup);
-      bus ??= await Bus.connect(cfg.natsUrl, 'auth');
+      bus ??= await Bus.connect(cfg.natsUrl, 'auth', host.logger);
       const audit = new AuditLog(host.logger, [new JetStreamAuditSink(bus, host.logger, 'auth')]);
-      const ctx: AppContext = { cfg, db, bus, logger: host.logger, audit, serverSetup };
+      const ctx: AppContext = {
+        cfg,
+        db,
+        bus,
+        logger: host.logger,
+        audit,
+        serverSetup,
+        deviceEvents: new DeviceEventRelay(db, bus, host.logger, cfg.deviceEventRelayIntervalMs),
+        pushes: new DevicePushes(bus, host.logger),
+      };
       return new AuthService(ctx, host, { db: !overrides.db, bus: !overrides.bus });
     } catch (err) {
       if (bus && !overrides.bus) await bus.close();
@@ -78,6 +91,7 @@ export class AuthService {
   async start(): Promise<this> {
     const { ctx } = this;
     await ctx.bus.ensureStream(streams.audit);
+    await ctx.bus.ensureStream(streams.devices);
     const routes: Routes<typeof AuthServiceService> = {
       startRegistration: startRegistration(ctx),
       finishRegistration: finishRegistration(ctx),
@@ -87,10 +101,13 @@ export class AuthService {
       logout: logout(ctx),
       resolveUser: resolveUser(ctx),
       listDevices: listDevices(ctx),
+      revokeDevice: revokeDevice(ctx),
     };
     this.host.grpc.addService('qpq.v1.AuthService', AuthServiceService, routes);
     await this.host.start(async () => ctx.bus.isConnected() && (await databaseReachable(ctx.db as Kysely<unknown>)));
     this.sweeper.start();
+    // Also publishes what an earlier run left unpublished (a crash, or NATS away at the change).
+    ctx.deviceEvents.start();
     return this;
   }
 
@@ -98,6 +115,7 @@ export class AuthService {
   async stop(): Promise<void> {
     await this.host.stop();
     await this.sweeper.stop();
+    await this.ctx.deviceEvents.stop();
     if (this.owns.bus) await this.ctx.bus.close();
     if (this.owns.db) await this.ctx.db.destroy();
   }

@@ -17,12 +17,14 @@ import {
  * - `QPQ_DATABASE_URL` postgres://postgres:qpq-dev@127.0.0.1:5433/qpq — the service works only inside
  *   the `delivery` schema, which it creates and migrates at start.
  * - `QPQ_NATS_URL` nats://127.0.0.1:4223 — pushes go out on core NATS (`qpq.push.<deviceId>`).
- * - `QPQ_MAX_RECIPIENTS` 1000 devices per message; `QPQ_MAX_PAYLOAD_BYTES` 262144 (256 KiB) per payload.
- *   Both must fit into one gRPC message (`QPQ_MAX_MESSAGE_BYTES`), which is checked at start.
+ * - `QPQ_MAX_RECIPIENTS` 1000 devices per message; `QPQ_MAX_PAYLOAD_BYTES` 262144 (256 KiB) per payload
+ *   (a Commit's Welcome has limits of its own of the same size). A Commit with its Welcome must fit into
+ *   one gRPC message (`QPQ_MAX_MESSAGE_BYTES`), which is checked at start.
  * - `QPQ_FETCH_MAX_BYTES` 524288 (512 KiB): payload bytes one Fetch answer carries at most (it always
  *   carries at least one envelope). Must hold the largest payload and fit the gRPC message limit and
  *   the gateway's frame limit, so a full mailbox can always be read.
- * - `QPQ_MESSAGE_TTL` 30d: a message nobody acknowledged is deleted this long after it was accepted.
+ * - `QPQ_MESSAGE_TTL` 30d: a message nobody acknowledged is deleted this long after it was accepted
+ *   (sooner when its sender asked for a shorter `ttl_seconds`).
  * - `QPQ_GC_INTERVAL` 60s between sweeps for expired messages; `QPQ_GC_BATCH` 1000 rows per statement.
  * - `QPQ_DELIVERY_SIGNING_KEY`: path to a PKCS#8 PEM Ed25519 key that signs delivery proofs. When unset,
  *   a key is generated once and kept in the `delivery` schema so that restarts keep the same key (fine
@@ -71,8 +73,9 @@ export function envToConfig(e: ReturnType<typeof readEnv<typeof deliveryEnv>>): 
     gcBatchSize: e.QPQ_GC_BATCH,
     signingKeyPath: e.QPQ_DELIVERY_SIGNING_KEY,
   };
-  // A limit that gRPC would hit first makes callers see a transport error instead of ours.
-  const largestRequest = cfg.maxPayloadBytes + cfg.maxRecipients * RECIPIENT_WIRE_BYTES + REQUEST_OVERHEAD_BYTES;
+  // A limit that gRPC would hit first makes callers see a transport error instead of ours. The largest
+  // request is a Commit with its Welcome: two payloads and two recipient lists.
+  const largestRequest = 2 * (cfg.maxPayloadBytes + cfg.maxRecipients * RECIPIENT_WIRE_BYTES) + REQUEST_OVERHEAD_BYTES;
   if (largestRequest > cfg.maxMessageBytes) {
     throw new ConfigError([
       `QPQ_MAX_MESSAGE_BYTES=${cfg.maxMessageBytes} is too small for QPQ_MAX_PAYLOAD_BYTES=${cfg.maxPayloadBytes} ` +

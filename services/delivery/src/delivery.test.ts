@@ -7,55 +7,15 @@ import { ServiceTestBed } from '@qpq/testnet';
 import { sql, type Kysely } from 'kysely';
 import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { deliveryEnv, envToConfig, type DeliveryConfig } from './config.js';
 import type { DeliveryTables } from './db/schema.js';
 import { DeliveryService } from './index.js';
 import { verifyDeliveryProof } from '@qpq/crypto';
+import { bytes, newDevice, rejection, sameBytes, text, uuidv7, waitFor } from './test-helpers.js';
 
 const { enqueue: Enqueue, fetch: Fetch, ack: Ack } = DeliveryServiceService;
 const MAX_PAYLOAD = 256 * 1024;
-
-/** A client UUIDv7: 48-bit milliseconds, version 7, variant 10. */
-function uuidv7(): string {
-  const b = randomBytes(16);
-  b.writeUIntBE(Date.now(), 0, 6);
-  b[6] = ((b[6] as number) & 0x0f) | 0x70;
-  b[8] = ((b[8] as number) & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-function newDevice(username = 'alice'): Identity {
-  return { accountId: randomUUID(), deviceId: randomUUID(), username };
-}
-
-const bytes = (s: string) => new TextEncoder().encode(s);
-const text = (b: Uint8Array) => new TextDecoder().decode(b);
-/** Bytes equal by content (decoded protobuf bytes are Buffers, ours are Uint8Arrays). */
-function sameBytes(actual: Uint8Array | undefined, expected: Uint8Array, what = 'bytes'): void {
-  assert.ok(actual && Buffer.compare(actual, expected) === 0, `${what} differ`);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as { code: number; details: string };
-  }
-  assert.fail('the call succeeded but should have been refused');
-}
-
-async function waitFor<T>(what: string, get: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('delivery service', () => {
   let bed: ServiceTestBed;
@@ -69,7 +29,14 @@ describe('delivery service', () => {
   const enqueue = (sender: Identity, recipients: Identity[], payload: Uint8Array, messageId = uuidv7()) =>
     gateway.call(
       Enqueue,
-      { messageId, recipientDeviceIds: recipients.map((r) => r.deviceId), payload, groupId: new Uint8Array(0) },
+      {
+        messageId,
+        recipientDeviceIds: recipients.map((r) => r.deviceId),
+        payload,
+        groupId: new Uint8Array(0),
+        ttlSeconds: 0,
+        welcome: undefined,
+      },
       { identity: sender },
     );
   const fetchAfter = (device: Identity, afterSeq = 0n, limit = 0) =>
@@ -115,7 +82,14 @@ describe('delivery service', () => {
     const enqueueFromStranger = await rejection(
       stranger.call(
         Enqueue,
-        { messageId: uuidv7(), recipientDeviceIds: [alice.deviceId], payload: bytes('x'), groupId: new Uint8Array() },
+        {
+          messageId: uuidv7(),
+          recipientDeviceIds: [alice.deviceId],
+          payload: bytes('x'),
+          groupId: new Uint8Array(),
+          ttlSeconds: 0,
+          welcome: undefined,
+        },
         { identity: alice },
       ),
     );
@@ -227,7 +201,14 @@ describe('delivery service', () => {
     for (let i = 0; i < 6; i++) {
       await gateway.call(
         Enqueue,
-        { messageId: uuidv7(), recipientDeviceIds: [bob.deviceId], payload: big, groupId: new Uint8Array() },
+        {
+          messageId: uuidv7(),
+          recipientDeviceIds: [bob.deviceId],
+          payload: big,
+          groupId: new Uint8Array(),
+          ttlSeconds: 0,
+          welcome: undefined,
+        },
         { identity: alice },
       );
     }
@@ -255,7 +236,14 @@ describe('delivery service', () => {
       ids.push(messageId);
       await gateway.call(
         Enqueue,
-        { messageId, recipientDeviceIds: [bob.deviceId], payload: bytes(`m${i}`), groupId },
+        {
+          messageId,
+          recipientDeviceIds: [bob.deviceId],
+          payload: bytes(`m${i}`),
+          groupId,
+          ttlSeconds: 0,
+          welcome: undefined,
+        },
         { identity: alice },
       );
     }
@@ -383,7 +371,14 @@ describe('delivery service', () => {
     const payload = bytes('pushed');
     await gateway.call(
       Enqueue,
-      { messageId, recipientDeviceIds: [bob.deviceId, carol.deviceId], payload, groupId: bytes('g') },
+      {
+        messageId,
+        recipientDeviceIds: [bob.deviceId, carol.deviceId],
+        payload,
+        groupId: bytes('g'),
+        ttlSeconds: 0,
+        welcome: undefined,
+      },
       { identity: alice },
     );
     await waitFor('two pushes', async () => (seen.length >= 2 ? true : undefined));
@@ -433,7 +428,14 @@ describe('delivery service', () => {
         'bad recipient',
         gateway.call(
           Enqueue,
-          { messageId: uuidv7(), recipientDeviceIds: ['bob'], payload: bytes('x'), groupId: new Uint8Array() },
+          {
+            messageId: uuidv7(),
+            recipientDeviceIds: ['bob'],
+            payload: bytes('x'),
+            groupId: new Uint8Array(),
+            ttlSeconds: 0,
+            welcome: undefined,
+          },
           { identity: alice },
         ),
         /recipient device id must be a UUID/,

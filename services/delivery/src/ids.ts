@@ -22,7 +22,8 @@ export function callerDeviceId(identity: Identity): string {
   return canonicalUuid(identity.deviceId, 'the calling device id');
 }
 
-const INT8_MAX = (1n << 63n) - 1n;
+/** The largest Postgres bigint. */
+export const INT8_MAX = (1n << 63n) - 1n;
 
 /** A uint64 from the wire as a Postgres bigint: seqs never get that large, so clamping is lossless. */
 export function toInt8(value: bigint): bigint {

@@ -8,6 +8,7 @@ export class DeliveryMetrics {
   readonly fanoutDevices: Histogram;
   readonly pushFailures: Counter;
   readonly expiredMessages: Counter;
+  readonly commitConflicts: Counter;
 
   constructor(telemetry: Telemetry) {
     const meter = telemetry.meter;
@@ -26,6 +27,9 @@ export class DeliveryMetrics {
     });
     this.expiredMessages = meter.createCounter('qpq_delivery_expired_messages_total', {
       description: 'Messages deleted by the TTL sweep',
+    });
+    this.commitConflicts = meter.createCounter('qpq_delivery_commit_conflicts_total', {
+      description: 'MLS Commits refused because another Commit already took their epoch (ABORTED)',
     });
   }
 }

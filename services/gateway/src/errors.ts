@@ -31,6 +31,13 @@ export class SessionExpiredError extends UnauthenticatedError {
   }
 }
 
+/** The attached device was revoked (auth's SessionRevoked push); auth uses the same words at login. */
+export class DeviceRevokedError extends UnauthenticatedError {
+  constructor() {
+    super('this device was revoked; log in as a new device');
+  }
+}
+
 export class TooManyRequestsError extends ResourceExhaustedError {
   constructor(limit: number) {
     super(`too many requests in flight on this connection (at most ${limit})`);

@@ -17,15 +17,25 @@ interface Entry {
 
 /** More distinct tokens than this and the oldest answers are forgotten (memory stays bounded). */
 const MAX_ENTRIES = 100_000;
+/**
+ * How long a revoked device is remembered, so that an answer auth gave before the revocation but
+ * that arrives after it is not cached. Longer than any call to auth can take.
+ */
+const REVOKED_MEMORY_MS = 60_000;
 
 /**
  * Token → identity, asked of auth (ValidateSession) and remembered for `ttlMs`, so attaching and
  * re-checking an attached session cost a call to auth at most once per token per TTL. Refusals are
- * not remembered. Concurrent look-ups of one token share one call.
+ * not remembered. Concurrent look-ups of one token share one call. A revoked device's tokens are
+ * forgotten at once (forgetDevice), when auth's SessionRevoked push reaches this gateway.
  */
 export class SessionCache {
   private readonly entries = new Map<string, Entry>();
   private readonly inFlight = new Map<string, Promise<SessionInfo>>();
+  /** Device id → its tokens in `entries`. */
+  private readonly tokensByDevice = new Map<string, Set<string>>();
+  /** Device id → when it was forgotten as revoked (kept REVOKED_MEMORY_MS). */
+  private readonly revokedAt = new Map<string, number>();
 
   constructor(
     private readonly auth: RpcClient,
@@ -55,10 +65,20 @@ export class SessionCache {
   }
 
   forget(token: string): void {
-    this.entries.delete(token);
+    this.drop(token);
+  }
+
+  /** The device was revoked: forget every answer about its tokens, and any still on its way. */
+  forgetDevice(deviceId: string): void {
+    for (const token of this.tokensByDevice.get(deviceId) ?? []) this.entries.delete(token);
+    this.tokensByDevice.delete(deviceId);
+    const now = this.now();
+    for (const [id, at] of this.revokedAt) if (at < now - REVOKED_MEMORY_MS) this.revokedAt.delete(id);
+    this.revokedAt.set(deviceId, now);
   }
 
   private async ask(token: string, requestId: string | undefined): Promise<SessionInfo> {
+    const asked = this.now();
     try {
       const res = await this.auth.call(
         AuthServiceService.validateSession,
@@ -69,20 +89,36 @@ export class SessionCache {
         identity: { accountId: res.accountId, deviceId: res.deviceId, username: res.username },
         expiresAtMs: Number(res.expiresAtMs),
       };
-      this.remember(token, info);
+      // Auth answered before the device's revocation reached us: true then, but not worth keeping.
+      const revoked = this.revokedAt.get(info.identity.deviceId);
+      if (revoked === undefined || revoked < asked) this.remember(token, info);
       return info;
     } catch (err) {
-      if (isServiceError(err) && err.code === GrpcStatus.UNAUTHENTICATED) this.entries.delete(token);
+      if (isServiceError(err) && err.code === GrpcStatus.UNAUTHENTICATED) this.drop(token);
       throw err;
     }
   }
 
   private remember(token: string, info: SessionInfo): void {
-    this.entries.delete(token); // re-insert: Map order is the eviction order
+    this.drop(token); // re-insert: Map order is the eviction order
     this.entries.set(token, { info, freshUntil: this.now() + this.ttlMs });
+    const deviceId = info.identity.deviceId;
+    const tokens = this.tokensByDevice.get(deviceId) ?? new Set<string>();
+    tokens.add(token);
+    this.tokensByDevice.set(deviceId, tokens);
     if (this.entries.size > MAX_ENTRIES) {
       const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
+      if (!oldest.done) this.drop(oldest.value);
     }
+  }
+
+  private drop(token: string): void {
+    const entry = this.entries.get(token);
+    if (!entry) return;
+    this.entries.delete(token);
+    const deviceId = entry.info.identity.deviceId;
+    const tokens = this.tokensByDevice.get(deviceId);
+    tokens?.delete(token);
+    if (tokens?.size === 0) this.tokensByDevice.delete(deviceId);
   }
 }

@@ -49,6 +49,12 @@ export class ClaimRateError extends ResourceExhaustedError {
   }
 }
 
+export class RevokedDeviceError extends PermissionDeniedError {
+  constructor() {
+    super('this device was revoked; log in as a new device');
+  }
+}
+
 export class NoKeyPackagesError extends NotFoundError {
   constructor(username: string) {
     super(`no KeyPackages for ${username}`);

@@ -1,4 +1,4 @@
-import { Bus } from '@qpq/bus';
+import { Bus, streams, subjects, type RunningConsumer } from '@qpq/bus';
 import { databaseReachable, migrateToLatest, openDatabase } from '@qpq/db';
 import { KeyPackageServiceService } from '@qpq/proto';
 import { ServiceHost, type Routes } from '@qpq/runtime';
@@ -8,6 +8,7 @@ import type { KeyPackageConfig } from './config.js';
 import type { AppContext } from './context.js';
 import { migrations } from './db/migrations/index.js';
 import type { KeyPackageDatabase } from './db/schema.js';
+import { deviceEventHandler } from './device-revocation.js';
 import { claimKeyPackages } from './routes/claim-key-packages.js';
 import { countKeyPackages } from './routes/count-key-packages.js';
 import { uploadKeyPackages } from './routes/upload-key-packages.js';
@@ -24,11 +25,17 @@ export interface KeyPackageOverrides {
   bus?: Bus;
 }
 
+/** The durable consumer of QPQ_DEVICES (revocations) that this service's replicas share. */
+export const DEVICE_EVENTS_CONSUMER = 'keypackage';
+
 /**
  * The keypackage service: devices upload MLS KeyPackages (checked for the project's cipher suite and
- * their own credential); others claim them, each one-time KeyPackage at most once.
+ * their own credential); others claim them, each one-time KeyPackage at most once. Revoked devices'
+ * KeyPackages are withdrawn as auth's DeviceEvents arrive (durable consumer "keypackage").
  */
 export class KeyPackageService {
+  private deviceEvents: RunningConsumer | undefined;
+
   private constructor(
     readonly ctx: AppContext,
     readonly host: ServiceHost,
@@ -43,7 +50,7 @@ export class KeyPackageService {
     try {
       db ??= await openDatabase<KeyPackageDatabase>({ url: cfg.databaseUrl, schema: SCHEMA });
       await migrateToLatest(db as Kysely<unknown>, SCHEMA, migrations);
-      bus ??= await Bus.connect(cfg.natsUrl, 'keypackage');
+      bus ??= await Bus.connect(cfg.natsUrl, 'keypackage', host.logger);
       const ctx: AppContext = {
         cfg,
         db,
@@ -76,13 +83,23 @@ export class KeyPackageService {
       countKeyPackages: countKeyPackages(ctx),
     };
     this.host.grpc.addService('qpq.v1.KeyPackageService', KeyPackageServiceService, routes);
+    // Either auth or this service may start first: whoever does creates the stream.
+    await ctx.bus.ensureStream(streams.devices);
+    this.deviceEvents = await ctx.bus.consume(
+      { stream: streams.devices.name, durable: DEVICE_EVENTS_CONSUMER, filterSubject: subjects.deviceEvent('revoke') },
+      deviceEventHandler(ctx.db, ctx.logger),
+    );
     await this.host.start(async () => ctx.bus.isConnected() && (await databaseReachable(ctx.db as Kysely<unknown>)));
     return this;
   }
 
-  /** Drains calls in flight, then closes NATS (flushing low-water notices) and the database pool. */
+  /**
+   * Drains calls in flight, stops consuming DeviceEvents (the one in hand finishes), then closes NATS
+   * (flushing low-water notices) and the database pool.
+   */
   async stop(): Promise<void> {
     await this.host.stop();
+    await this.deviceEvents?.stop();
     if (this.owns.bus) await this.ctx.bus.close();
     if (this.owns.db) await this.ctx.db.destroy();
   }

@@ -1,12 +1,19 @@
 import { status } from '@grpc/grpc-js';
-import { subjects } from '@qpq/bus';
-import { KeyPackageServiceService as Rpc, Push, type ClaimKeyPackagesResponse } from '@qpq/proto';
+import { streams, subjects } from '@qpq/bus';
+import {
+  DeviceEvent,
+  DeviceEvent_Op,
+  KeyPackageServiceService as Rpc,
+  Push,
+  type ClaimKeyPackagesResponse,
+} from '@qpq/proto';
 import { readEnv, type RpcClient, type Identity } from '@qpq/runtime';
 import { rejectsWithStatus, ServiceTestBed } from '@qpq/testnet';
 import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   defaultCapabilities,
   defaultLifetime,
@@ -18,7 +25,7 @@ import {
   type CiphersuiteName,
 } from 'ts-mls';
 import { envToConfig, keyPackageEnv, type KeyPackageConfig } from './config.js';
-import { KeyPackageService } from './index.js';
+import { DEVICE_EVENTS_CONSUMER, KeyPackageService } from './index.js';
 import { deviceCredentialIdentity, REQUIRED_CIPHER_SUITE } from './key-package-check.js';
 
 const DOMAIN = 'example.test';
@@ -301,5 +308,117 @@ describe('keypackage service', { timeout: 120_000 }, () => {
   test('/readyz is ready while Postgres and NATS are reachable', async () => {
     const res = await fetch(`http://${service.httpAddress}/readyz`, { signal: AbortSignal.timeout(5000) });
     assert.equal(res.status, 200);
+  });
+});
+
+// --- revocations, as auth publishes them (DeviceEvent on QPQ_DEVICES) ---
+
+function revokeEvent(device: Identity): DeviceEvent {
+  return {
+    eventId: randomUUID(),
+    op: DeviceEvent_Op.OP_REVOKE,
+    accountId: device.accountId,
+    username: device.username,
+    address: `${device.username}@${DOMAIN}`,
+    deviceId: device.deviceId,
+    identityKey: randomBytes(32),
+    atMs: BigInt(Date.now()),
+  };
+}
+
+/** Publishes to QPQ_DEVICES; without msgID (unlike auth) so a repeat is stored, as a redelivery would be. */
+async function publishRevoke(body: Uint8Array): Promise<number> {
+  const ack = await nc.jetstream().publish(subjects.deviceEvent('revoke'), body);
+  return ack.seq;
+}
+
+/** Waits until the keypackage consumer has handled and acknowledged everything up to `seq`. */
+async function consumerPast(seq: number): Promise<void> {
+  const jsm = await nc.jetstreamManager();
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const info = await jsm.consumers.info(streams.devices.name, DEVICE_EVENTS_CONSUMER);
+    if (info.ack_floor.stream_seq >= seq && info.num_ack_pending === 0) return;
+    assert.ok(
+      Date.now() < deadline,
+      `consumer stuck: ${JSON.stringify(info.ack_floor)}, ${info.num_ack_pending} pending`,
+    );
+    await sleep(50);
+  }
+}
+
+describe('revoked devices', { timeout: 120_000 }, () => {
+  const storedFor = async (deviceId: string) =>
+    (await service.ctx.db.selectFrom('key_packages').select('id').where('device_id', '=', deviceId).execute()).length;
+
+  test('a revoke event withdraws every KeyPackage of the device; claims leave it out; it uploads no more', async () => {
+    const username = `u${randomBytes(4).toString('hex')}`;
+    const phone = newDevice(username);
+    const laptop = { ...newDevice(username), accountId: phone.accountId };
+    for (const device of [phone, laptop]) {
+      await gateway.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: await keyPackages(device, 3), lastResortKeyPackage: await keyPackage(device) },
+        { identity: device },
+      );
+    }
+    assert.equal(await storedFor(laptop.deviceId), 4);
+
+    await consumerPast(await publishRevoke(DeviceEvent.encode(revokeEvent(laptop)).finish()));
+
+    assert.equal(await storedFor(laptop.deviceId), 0, 'one-time and last-resort KeyPackages are gone');
+    assert.equal(await storedFor(phone.deviceId), 4, 'the other device keeps its own');
+    const alice = newDevice();
+    const claimed = await gateway.call(Rpc.claimKeyPackages, { username, deviceIds: [] }, { identity: alice });
+    assert.deepEqual(
+      claimed.keyPackages.map((k) => k.deviceId),
+      [phone.deviceId],
+    );
+    await rejectsWithStatus(
+      gateway.call(Rpc.claimKeyPackages, { username, deviceIds: [laptop.deviceId] }, { identity: alice }),
+      status.NOT_FOUND,
+      `no KeyPackages for ${username}`,
+    );
+    // Its session is gone at auth; should a request still get through, the upload is refused.
+    await rejectsWithStatus(
+      gateway.call(
+        Rpc.uploadKeyPackages,
+        { keyPackages: await keyPackages(laptop, 1), lastResortKeyPackage: await keyPackage(laptop) },
+        { identity: laptop },
+      ),
+      status.PERMISSION_DENIED,
+      'this device was revoked; log in as a new device',
+    );
+    assert.equal(await storedFor(laptop.deviceId), 0);
+    assert.deepEqual(await gateway.call(Rpc.countKeyPackages, {}, { identity: laptop }), {
+      oneTimeRemaining: 0,
+      hasLastResort: false,
+      lowWaterMark: 10,
+    });
+  });
+
+  test('the same revoke delivered twice, and an undecodable message, are harmless', async () => {
+    const bob = newDevice();
+    await gateway.call(
+      Rpc.uploadKeyPackages,
+      { keyPackages: await keyPackages(bob, 2), lastResortKeyPackage: await keyPackage(bob) },
+      { identity: bob },
+    );
+    const event = revokeEvent(bob);
+    const body = DeviceEvent.encode(event).finish();
+    await publishRevoke(body);
+    await publishRevoke(Uint8Array.from([0x0f, 0x01])); // not protobuf: skipped, not retried forever
+    const last = await publishRevoke(body);
+    await consumerPast(last);
+
+    assert.equal(await storedFor(bob.deviceId), 0);
+    const revoked = await service.ctx.db
+      .selectFrom('revoked_devices')
+      .selectAll()
+      .where('device_id', '=', bob.deviceId)
+      .execute();
+    assert.equal(revoked.length, 1);
+    assert.equal(revoked[0]!.event_id, event.eventId);
+    assert.equal(revoked[0]!.revoked_at.getTime(), Number(event.atMs));
   });
 });

@@ -1,6 +1,7 @@
 import type { GlobalOptions } from '../args.js';
 import { printMessages, type Io } from '../output.js';
 import { openClient } from './account.js';
+import { quotesFor } from './conversation-cache.js';
 
 /**
  * `qpq recv [--wait SECONDS]`: prints every message not shown before. When none is pending it waits
@@ -24,7 +25,7 @@ export async function recv(global: GlobalOptions, io: Io, waitSeconds: number): 
       await client.receive();
       messages = await client.takeUnshown();
     }
-    printMessages(io, global.json, messages);
+    printMessages(io, global.json, messages, global.json ? undefined : await quotesFor(client, messages));
     return 0;
   } finally {
     await client.close();

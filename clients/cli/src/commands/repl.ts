@@ -1,21 +1,21 @@
 import { createInterface } from 'node:readline';
-import { GrpcCode, QpqClientError, type QpqClient, type ReceivedMessage } from '@qpq/sdk';
+import { GrpcCode, QpqClientError, type QpqClient } from '@qpq/sdk';
 import type { GlobalOptions } from '../args.js';
-import { json, line, messageJson, messageText, type Io } from '../output.js';
+import type { Io } from '../output.js';
 import { openClient } from './account.js';
-
-const HELP = `commands:
-  /dm USER     talk to USER (plain lines are then sent to them)
-  /help        this list
-  /quit        leave once every sent message has reached the server (also Ctrl-D)`;
+import { parseReplLine } from './repl-commands.js';
+import { ReplScreen } from './repl-screen.js';
+import { ReplSession } from './repl-session.js';
 
 /** How long /quit waits for the outbox to empty. */
 const QUIT_FLUSH_MS = 30_000;
+/** How long /quit waits for what arrived to be shown. */
+const QUIT_SETTLE_MS = 5_000;
 
 /**
  * `qpq repl -u NAME -p PASS`: registers the account if needed, logs in, then reads lines — from a
  * terminal or a pipe — one at a time: each is finished (sent and accepted) before the next is read.
- * Incoming messages print as they arrive.
+ * Incoming messages and events print as they arrive.
  */
 export async function repl(global: GlobalOptions, io: Io, username: string, password: string): Promise<number> {
   const client = await openClient(global, io);
@@ -27,81 +27,39 @@ export async function repl(global: GlobalOptions, io: Io, username: string, pass
   // Take lines from the start: piped input may all be there (and end) while we are still logging in,
   // and readline drops lines that nobody is listening for. The iterator buffers them.
   const lines = rl[Symbol.asyncIterator]();
-  const say = (text: string, data?: Record<string, unknown>) => {
-    if (global.json) json(io.stdout, { type: 'info', text, ...data });
-    else print(`* ${text}`);
-  };
-  const complain = (err: unknown) => {
-    const message = err instanceof Error ? err.message : String(err);
-    if (global.json) json(io.stdout, { type: 'error', error: message });
-    else print(`! ${message}`, io.stderr);
-  };
-  // Incoming text interrupts the prompt line cleanly on a terminal.
-  const print = (text: string, stream: NodeJS.WritableStream = io.stdout) => {
-    if (tty) {
-      (io.stdout as NodeJS.WriteStream).write('\r\x1b[K');
-      line(stream, text);
-      rl.prompt(true);
-    } else {
-      line(stream, text);
-    }
-  };
-  const show = (messages: ReceivedMessage[]) => {
-    for (const m of messages) {
-      if (global.json) json(io.stdout, { type: 'message', ...messageJson(m) });
-      else print(messageText(m));
-    }
-  };
+  const screen = new ReplScreen(io, global.json, tty ? rl : undefined);
 
   try {
+    const session = new ReplSession(client, screen, global.server);
+    client.on('warning', (w) => screen.fail(w));
+    client.on('session-expired', (e) => screen.fail(e));
     const account = await signIn(client, username, password);
-    client.on('message', () => {
-      void client.takeUnshown().then(show, complain);
-    });
-    client.on('warning', (w) => complain(w));
-    client.on('session-expired', (e) => complain(e));
     await client.connect({ stayConnected: true });
-    say(`logged in as ${account.address}; /dm USER to start, /help for commands`, { address: account.address });
-    show(await client.takeUnshown());
+    screen.info(`logged in as ${account.address}; /switch @USER or #GROUP to start, /help for commands`, {
+      address: account.address,
+    });
+    session.signedIn(account);
+    session.showUnshown();
 
-    let peer: string | undefined;
     rl.setPrompt('> ');
     if (tty) rl.prompt();
     rl.on('SIGINT', () => rl.close());
     for (;;) {
       const next = await lines.next();
       if (next.done) break;
-      const raw = next.value as string;
-      const text = raw.trim();
-      try {
-        if (text === '') {
-          // nothing
-        } else if (text === '/quit' || text === '/exit') {
-          break;
-        } else if (text === '/help') {
-          if (global.json) json(io.stdout, { type: 'help', text: HELP });
-          else print(HELP);
-        } else if (text.startsWith('/dm')) {
-          const name = text.slice(3).trim();
-          if (!name || /\s/.test(name)) throw new QpqClientError('usage: /dm USER');
-          const found = await client.lookup(name);
-          peer = found.username;
-          say(`talking to ${found.address}`, { peer: found.address });
-        } else if (text.startsWith('/')) {
-          throw new QpqClientError(`unknown command ${text.split(/\s/)[0]}: /help lists them`);
-        } else if (peer === undefined) {
-          throw new QpqClientError('no conversation yet: /dm USER first');
-        } else {
-          const sent = await client.sendText(peer, raw);
-          if (global.json) json(io.stdout, { type: 'sent', id: sent.id, to: sent.to, conversation: sent.conversation });
-        }
-      } catch (err) {
-        complain(err);
+      const parsed = parseReplLine(next.value as string);
+      if (!parsed.ok) {
+        screen.fail(parsed.error);
+      } else if (parsed.command.name === 'quit') {
+        break;
+      } else {
+        await session.run(parsed.command).catch((err: unknown) => screen.fail(err));
       }
       if (tty) rl.prompt();
     }
     rl.close();
-    return await quit(client, complain);
+    await session.settle(QUIT_SETTLE_MS);
+    return await quit(client, screen);
   } finally {
     rl.close();
     await client.close();
@@ -121,19 +79,19 @@ async function signIn(client: QpqClient, username: string, password: string) {
 }
 
 /** Waits until the outbox is empty (bounded), so nothing typed before /quit is left behind. */
-async function quit(client: QpqClient, complain: (err: unknown) => void): Promise<number> {
+async function quit(client: QpqClient, screen: ReplScreen): Promise<number> {
   const deadline = Date.now() + QUIT_FLUSH_MS;
   while ((await client.pendingOutbox()) > 0 && Date.now() < deadline) {
     try {
       await client.flushOutbox();
     } catch (err) {
-      complain(err);
+      screen.fail(err);
       await new Promise((r) => setTimeout(r, 1_000));
     }
   }
   const left = await client.pendingOutbox();
   if (left > 0) {
-    complain(new QpqClientError(`${left} message(s) could not be sent yet; they go out with the next qpq command`));
+    screen.fail(new QpqClientError(`${left} message(s) could not be sent yet; they go out with the next qpq command`));
     return 1;
   }
   return 0;

@@ -7,6 +7,7 @@ export interface AuthDatabase {
   devices: DevicesTable;
   login_attempts: LoginAttemptsTable;
   sessions: SessionsTable;
+  device_events: DeviceEventsTable;
 }
 
 type CreatedAt = ColumnType<Date, never, never>;
@@ -54,6 +55,18 @@ export interface SessionsTable {
   device_id: string;
   expires_at: Date;
   created_at: CreatedAt;
+}
+
+/** The outbox of DeviceEvents: written with the change, published to JetStream by the relay. */
+export interface DeviceEventsTable {
+  /** UUIDv7; also the JetStream msgID, so a repeated publish is dropped. */
+  event_id: string;
+  op: 'add' | 'revoke';
+  /** The encoded DeviceEvent (events.proto). */
+  payload: Buffer;
+  created_at: CreatedAt;
+  /** Null until the relay has it stored in the QPQ_DEVICES stream. */
+  published_at: Date | null;
 }
 
 export type AccountRow = Selectable<AccountsTable>;

@@ -4,7 +4,14 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.js';
 import { nowPlus } from '../db/time.js';
-import { DeviceLimitError, LoginExpiredError, UnknownDeviceError, WrongCredentialsError } from '../errors.js';
+import { recordDeviceEvent } from '../device-events.js';
+import {
+  DeviceLimitError,
+  LoginExpiredError,
+  RevokedDeviceError,
+  UnknownDeviceError,
+  WrongCredentialsError,
+} from '../errors.js';
 import { isUuid } from '../ids.js';
 import { opaque, toLibrary } from '../opaque.js';
 import { newSessionToken } from '../sessions.js';
@@ -18,7 +25,8 @@ type DeviceChoice = { kind: 'existing'; deviceId: string } | { kind: 'new'; iden
 /**
  * OPAQUE login, step 2, then the device and a session. The login attempt is consumed by the first
  * finish that names it (a DELETE … RETURNING), so a replayed finish message is refused even though
- * the library itself would accept it twice.
+ * the library itself would accept it twice. A new device's DeviceEvent enters the outbox in the same
+ * transaction; after commit the account's other devices get DevicesChanged.
  */
 export function finishLogin(ctx: AppContext): UnaryHandler<FinishLoginRequest, FinishLoginResponse> {
   return async (request) => {
@@ -50,7 +58,7 @@ export function finishLogin(ctx: AppContext): UnaryHandler<FinishLoginRequest, F
     }
     const accountId = attempt.account_id;
 
-    let session: { token: string; deviceId: string; expiresAt: Date; added: boolean };
+    let session: { token: string; deviceId: string; expiresAt: Date; added: boolean; others: string[] };
     try {
       session = await ctx.db.transaction().execute(async (trx) => {
         // Serialises device changes per account: the device count below cannot race another login.
@@ -59,12 +67,13 @@ export function finishLogin(ctx: AppContext): UnaryHandler<FinishLoginRequest, F
         if (choice.kind === 'existing') {
           const device = await trx
             .selectFrom('devices')
-            .select('id')
+            .select(['id', 'revoked_at'])
             .where('id', '=', choice.deviceId)
             .where('account_id', '=', accountId)
-            .where('revoked_at', 'is', null)
             .executeTakeFirst();
           if (!device) throw new UnknownDeviceError();
+          // The password is proven, so telling revoked from unknown reveals nothing to a stranger.
+          if (device.revoked_at !== null) throw new RevokedDeviceError();
           deviceId = device.id;
         } else {
           const { active } = await trx
@@ -79,6 +88,13 @@ export function finishLogin(ctx: AppContext): UnaryHandler<FinishLoginRequest, F
             .insertInto('devices')
             .values({ id: deviceId, account_id: accountId, name: choice.name, identity_key: choice.identityKey })
             .execute();
+          await recordDeviceEvent(trx, ctx.cfg.domain, {
+            op: 'add',
+            accountId,
+            username,
+            deviceId,
+            identityKey: choice.identityKey,
+          });
         }
         const { token, hash } = newSessionToken();
         const { expires_at } = await trx
@@ -91,19 +107,40 @@ export function finishLogin(ctx: AppContext): UnaryHandler<FinishLoginRequest, F
           })
           .returning('expires_at')
           .executeTakeFirstOrThrow();
-        return { token, deviceId, expiresAt: expires_at, added: choice.kind === 'new' };
+        const others =
+          choice.kind === 'new'
+            ? await trx
+                .selectFrom('devices')
+                .select('id')
+                .where('account_id', '=', accountId)
+                .where('revoked_at', 'is', null)
+                .where('id', '!=', deviceId)
+                .execute()
+            : [];
+        return {
+          token,
+          deviceId,
+          expiresAt: expires_at,
+          added: choice.kind === 'new',
+          others: others.map((d) => d.id),
+        };
       });
     } catch (err) {
       if (err instanceof DeviceLimitError) {
         ctx.audit.record('device.refused', { username, account_id: accountId, reason: 'device_limit' });
       } else if (err instanceof UnknownDeviceError) {
-        ctx.audit.record('device.refused', { username, account_id: accountId, reason: 'unknown_or_revoked' });
+        ctx.audit.record('device.refused', { username, account_id: accountId, reason: 'unknown' });
+      } else if (err instanceof RevokedDeviceError) {
+        ctx.audit.record('device.refused', { username, account_id: accountId, reason: 'revoked' });
       }
       throw err;
     }
 
-    if (session.added)
+    if (session.added) {
+      ctx.deviceEvents.kick();
+      ctx.pushes.devicesChanged(accountId, session.deviceId, false, session.others);
       ctx.audit.record('device.added', { username, account_id: accountId, device_id: session.deviceId });
+    }
     ctx.audit.record('login.succeeded', { username, account_id: accountId, device_id: session.deviceId });
     return {
       sessionToken: session.token,

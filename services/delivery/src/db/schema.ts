@@ -18,6 +18,8 @@ export interface MessagesTable {
   accepted_at: Date;
   expires_at: Date;
   proof: Buffer;
+  /** message_id of the Welcome stored with this Commit, if it carried one. */
+  welcome_message_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface MailboxTable {
@@ -38,9 +40,17 @@ export interface SigningKeysTable {
   created_at: ColumnType<Date, Date | undefined, never>;
 }
 
+/** Per MLS group, the epoch its next Commit must be for. */
+export interface GroupEpochsTable {
+  group_id: Buffer;
+  epoch: Int8;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
 export interface DeliveryTables {
   messages: MessagesTable;
   mailbox: MailboxTable;
   device_cursors: DeviceCursorsTable;
   signing_keys: SigningKeysTable;
+  group_epochs: GroupEpochsTable;
 }

@@ -1,4 +1,5 @@
-import type { AckRequest, AckResponse } from '@qpq/proto';
+import { subjects } from '@qpq/bus';
+import { Push, type AckRequest, type AckResponse } from '@qpq/proto';
 import { requireIdentity, type UnaryHandler } from '@qpq/runtime';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.js';
@@ -8,13 +9,14 @@ import { callerDeviceId, toInt8 } from '../ids.js';
 /**
  * Cumulative ack: everything of the calling device up to `up_to_seq` (never beyond what was assigned,
  * never backwards) is acknowledged and its mailbox rows deleted. A payload every recipient has
- * acknowledged is deleted too; its message row stays as the idempotency record until it expires.
+ * acknowledged is deleted too; its message row stays as the idempotency record until it expires, and
+ * its sender gets a MessageDelivered push (after commit; best effort like every push).
  */
 export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
   return async (request, call) => {
     const deviceId = callerDeviceId(requireIdentity(call));
     const upTo = toInt8(request.upToSeq);
-    const ackedUpToSeq = await retryOnConflict(() =>
+    const { ackedUpToSeq, delivered } = await retryOnConflict(() =>
       ctx.db.transaction().execute(async (tx) => {
         const cursor = await tx
           .updateTable('device_cursors')
@@ -22,7 +24,7 @@ export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
           .where('device_id', '=', deviceId)
           .returning('acked_seq')
           .executeTakeFirst();
-        if (!cursor) return 0n;
+        if (!cursor) return { ackedUpToSeq: 0n, delivered: [] };
         const deleted = await tx
           .deleteFrom('mailbox')
           .where('device_id', '=', deviceId)
@@ -32,6 +34,7 @@ export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
         // As one array parameter: an ack can cover more rows than a statement may have parameters.
         const messagePks = [...new Set(deleted.map((r) => String(r.message_pk)))];
         const ofThese = sql<boolean>`id = any(${messagePks}::bigint[])`;
+        let delivered: { message_id: string; sender_device_id: string }[] = [];
         if (messagePks.length > 0) {
           // Lock the messages first (in id order), so that the check below runs on a fresh snapshot that
           // sees every other recipient's committed ack: two last acks racing each other cannot both miss it.
@@ -43,7 +46,7 @@ export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
             .orderBy('id')
             .forUpdate()
             .execute();
-          await tx
+          delivered = await tx
             .updateTable('messages')
             .set({ payload: null })
             .where(ofThese)
@@ -53,11 +56,21 @@ export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
                 exists(selectFrom('mailbox').select('mailbox.seq').whereRef('mailbox.message_pk', '=', 'messages.id')),
               ),
             )
+            .returning(['message_id', 'sender_device_id'])
             .execute();
         }
-        return cursor.acked_seq;
+        return { ackedUpToSeq: cursor.acked_seq, delivered };
       }),
     );
+    for (const { message_id: messageId, sender_device_id: sender } of delivered) {
+      try {
+        const push = Push.encode({ kind: { $case: 'messageDelivered', value: { messageId } } }).finish();
+        ctx.bus.publish(subjects.push(sender), push);
+      } catch (err) {
+        ctx.metrics.pushFailures.add(1);
+        ctx.logger.warn({ err, device: sender }, 'delivered notice not published');
+      }
+    }
     return { ackedUpToSeq };
   };
 }

@@ -13,7 +13,9 @@ const MAX_DEVICES_PER_CLAIM = 32;
  * One KeyPackage for each device of a user that has uploaded any: its oldest one-time KeyPackage,
  * taken with FOR UPDATE SKIP LOCKED and deleted in the same transaction (so each is handed out at
  * most once however many claims race), else its last-resort one, which stays. The calling device is
- * left out: it never needs its own KeyPackage. Devices whose pool ran low are told after commit.
+ * left out: it never needs its own KeyPackage. Devices auth revoked are left out too (their
+ * KeyPackages are deleted when the revocation arrives; this also covers the moment in between).
+ * Devices whose pool ran low are told after commit.
  */
 export function claimKeyPackages(ctx: AppContext): UnaryHandler<ClaimKeyPackagesRequest, ClaimKeyPackagesResponse> {
   return async (request, call) => {
@@ -32,6 +34,15 @@ export function claimKeyPackages(ctx: AppContext): UnaryHandler<ClaimKeyPackages
       .distinct()
       .where('username', '=', username)
       .where('device_id', '!=', caller.deviceId)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('revoked_devices')
+              .select('revoked_devices.device_id')
+              .whereRef('revoked_devices.device_id', '=', 'key_packages.device_id'),
+          ),
+        ),
+      )
       .orderBy('device_id')
       .limit(MAX_DEVICES_PER_CLAIM);
     if (request.deviceIds.length > 0) devicesQuery = devicesQuery.where('device_id', 'in', request.deviceIds);

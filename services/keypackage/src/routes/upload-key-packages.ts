@@ -1,6 +1,5 @@
 import type { UploadKeyPackagesRequest, UploadKeyPackagesResponse } from '@qpq/proto';
 import { requireIdentity, type UnaryHandler } from '@qpq/runtime';
-import { sql } from 'kysely';
 import { createHash } from 'node:crypto';
 import type { AppContext } from '../context.js';
 import {
@@ -9,11 +8,12 @@ import {
   ForeignCredentialError,
   KeyPackageTooLargeError,
   NotAKeyPackageError,
+  RevokedDeviceError,
   TooManyPerUploadError,
   WrongCipherSuiteError,
 } from '../errors.js';
 import { checkKeyPackage, deviceCredentialIdentity } from '../key-package-check.js';
-import { countOneTime } from '../pool.js';
+import { countOneTime, isRevoked, lockDevicePool } from '../pool.js';
 
 interface Candidate {
   which: string;
@@ -23,7 +23,8 @@ interface Candidate {
 /**
  * Stores the calling device's one-time KeyPackages and, when given, replaces its last-resort one.
  * Every KeyPackage is checked before anything is stored: the project's cipher suite, this device's
- * credential, a valid self-signature. One upload is all or nothing.
+ * credential, a valid self-signature. One upload is all or nothing. A device auth revoked may
+ * upload nothing (its session is gone too, but the gateway may still hold it for a moment).
  */
 export function uploadKeyPackages(ctx: AppContext): UnaryHandler<UploadKeyPackagesRequest, UploadKeyPackagesResponse> {
   return async (request, call) => {
@@ -51,8 +52,10 @@ export function uploadKeyPackages(ctx: AppContext): UnaryHandler<UploadKeyPackag
       last_resort: isLastResort,
     });
     return ctx.db.transaction().execute(async (trx) => {
-      // One upload per device at a time, so the pool limit below holds under concurrent uploads.
-      await sql`select pg_advisory_xact_lock(hashtextextended(${deviceId}, 0))`.execute(trx);
+      // One upload per device at a time, so the pool limit below holds under concurrent uploads, and
+      // none after the device's revocation was withdrawn.
+      await lockDevicePool(trx, deviceId);
+      if (await isRevoked(trx, deviceId)) throw new RevokedDeviceError();
       let stored = 0;
       if (oneTime.length > 0) {
         const inserted = await trx

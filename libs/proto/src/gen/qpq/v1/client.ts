@@ -54,7 +54,39 @@ export interface Status {
 
 /** Sent by the server without a request. Also the message published on NATS for the gateway to forward. */
 export interface Push {
-  kind: { $case: "envelope"; value: Envelope } | { $case: "keyPackagesLow"; value: KeyPackagesLow } | undefined;
+  kind:
+    | { $case: "envelope"; value: Envelope }
+    | { $case: "keyPackagesLow"; value: KeyPackagesLow }
+    | { $case: "devicesChanged"; value: DevicesChanged }
+    | { $case: "sessionRevoked"; value: SessionRevoked }
+    | { $case: "messageDelivered"; value: MessageDelivered }
+    | undefined;
+}
+
+/**
+ * To the device that sent a message, once every recipient device has acknowledged it (best effort:
+ * a sender that misses it keeps showing the message as sent).
+ */
+export interface MessageDelivered {
+  messageId: string;
+}
+
+/**
+ * To every other active device of an account when one of its devices was added or revoked: bring the
+ * account's groups up to date (add the new device, remove the revoked one).
+ */
+export interface DevicesChanged {
+  accountId: string;
+  deviceId: string;
+  revoked: boolean;
+}
+
+/**
+ * To a device that was just revoked. The gateway forwards it, then forgets the device's sessions and
+ * detaches the connection: the next request that needs a session is refused with UNAUTHENTICATED.
+ */
+export interface SessionRevoked {
+  deviceId: string;
 }
 
 export interface KeyPackagesLow {
@@ -552,6 +584,15 @@ export const Push: MessageFns<Push> = {
       case "keyPackagesLow":
         KeyPackagesLow.encode(message.kind.value, writer.uint32(18).fork()).join();
         break;
+      case "devicesChanged":
+        DevicesChanged.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
+      case "sessionRevoked":
+        SessionRevoked.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
+      case "messageDelivered":
+        MessageDelivered.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -585,6 +626,30 @@ export const Push: MessageFns<Push> = {
             message.kind = { $case: "keyPackagesLow", value: KeyPackagesLow.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "devicesChanged", value: DevicesChanged.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "sessionRevoked", value: SessionRevoked.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "messageDelivered", value: MessageDelivered.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -605,6 +670,18 @@ export const Push: MessageFns<Push> = {
         ? { $case: "keyPackagesLow", value: KeyPackagesLow.fromJSON(object.keyPackagesLow) }
         : isSet(object.key_packages_low)
         ? { $case: "keyPackagesLow", value: KeyPackagesLow.fromJSON(object.key_packages_low) }
+        : isSet(object.devicesChanged)
+        ? { $case: "devicesChanged", value: DevicesChanged.fromJSON(object.devicesChanged) }
+        : isSet(object.devices_changed)
+        ? { $case: "devicesChanged", value: DevicesChanged.fromJSON(object.devices_changed) }
+        : isSet(object.sessionRevoked)
+        ? { $case: "sessionRevoked", value: SessionRevoked.fromJSON(object.sessionRevoked) }
+        : isSet(object.session_revoked)
+        ? { $case: "sessionRevoked", value: SessionRevoked.fromJSON(object.session_revoked) }
+        : isSet(object.messageDelivered)
+        ? { $case: "messageDelivered", value: MessageDelivered.fromJSON(object.messageDelivered) }
+        : isSet(object.message_delivered)
+        ? { $case: "messageDelivered", value: MessageDelivered.fromJSON(object.message_delivered) }
         : undefined,
     };
   },
@@ -615,6 +692,12 @@ export const Push: MessageFns<Push> = {
       obj.envelope = Envelope.toJSON(message.kind.value);
     } else if (message.kind?.$case === "keyPackagesLow") {
       obj.keyPackagesLow = KeyPackagesLow.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "devicesChanged") {
+      obj.devicesChanged = DevicesChanged.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "sessionRevoked") {
+      obj.sessionRevoked = SessionRevoked.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "messageDelivered") {
+      obj.messageDelivered = MessageDelivered.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -637,7 +720,280 @@ export const Push: MessageFns<Push> = {
         }
         break;
       }
+      case "devicesChanged": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "devicesChanged", value: DevicesChanged.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "sessionRevoked": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "sessionRevoked", value: SessionRevoked.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "messageDelivered": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "messageDelivered", value: MessageDelivered.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseMessageDelivered(): MessageDelivered {
+  return { messageId: "" };
+}
+
+export const MessageDelivered: MessageFns<MessageDelivered> = {
+  encode(message: MessageDelivered, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.messageId !== "") {
+      writer.uint32(10).string(message.messageId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MessageDelivered {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMessageDelivered();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.messageId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MessageDelivered {
+    return {
+      messageId: isSet(object.messageId)
+        ? globalThis.String(object.messageId)
+        : isSet(object.message_id)
+        ? globalThis.String(object.message_id)
+        : "",
+    };
+  },
+
+  toJSON(message: MessageDelivered): unknown {
+    const obj: any = {};
+    if (message.messageId !== "") {
+      obj.messageId = message.messageId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MessageDelivered>, I>>(base?: I): MessageDelivered {
+    return MessageDelivered.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MessageDelivered>, I>>(object: I): MessageDelivered {
+    const message = createBaseMessageDelivered();
+    message.messageId = object.messageId ?? "";
+    return message;
+  },
+};
+
+function createBaseDevicesChanged(): DevicesChanged {
+  return { accountId: "", deviceId: "", revoked: false };
+}
+
+export const DevicesChanged: MessageFns<DevicesChanged> = {
+  encode(message: DevicesChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.deviceId !== "") {
+      writer.uint32(18).string(message.deviceId);
+    }
+    if (message.revoked !== false) {
+      writer.uint32(24).bool(message.revoked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DevicesChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDevicesChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.revoked = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DevicesChanged {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      revoked: isSet(object.revoked) ? globalThis.Boolean(object.revoked) : false,
+    };
+  },
+
+  toJSON(message: DevicesChanged): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.revoked !== false) {
+      obj.revoked = message.revoked;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DevicesChanged>, I>>(base?: I): DevicesChanged {
+    return DevicesChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DevicesChanged>, I>>(object: I): DevicesChanged {
+    const message = createBaseDevicesChanged();
+    message.accountId = object.accountId ?? "";
+    message.deviceId = object.deviceId ?? "";
+    message.revoked = object.revoked ?? false;
+    return message;
+  },
+};
+
+function createBaseSessionRevoked(): SessionRevoked {
+  return { deviceId: "" };
+}
+
+export const SessionRevoked: MessageFns<SessionRevoked> = {
+  encode(message: SessionRevoked, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceId !== "") {
+      writer.uint32(10).string(message.deviceId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionRevoked {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionRevoked();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionRevoked {
+    return {
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+    };
+  },
+
+  toJSON(message: SessionRevoked): unknown {
+    const obj: any = {};
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SessionRevoked>, I>>(base?: I): SessionRevoked {
+    return SessionRevoked.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SessionRevoked>, I>>(object: I): SessionRevoked {
+    const message = createBaseSessionRevoked();
+    message.deviceId = object.deviceId ?? "";
     return message;
   },
 };

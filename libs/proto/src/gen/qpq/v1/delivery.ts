@@ -25,8 +25,29 @@ export interface EnqueueRequest {
   messageId: string;
   recipientDeviceIds: string[];
   payload: Uint8Array;
-  /** Optional MLS group id, for fan-out bookkeeping; never needed to read the payload. */
+  /**
+   * Optional MLS group id, for fan-out bookkeeping; never needed to read the payload. When the payload
+   * is an MLS group message, it must be empty or equal to the group id in the message's framing.
+   */
   groupId: Uint8Array;
+  /**
+   * Disappearing messages: the server deletes the envelope this many seconds after accepting it
+   * (0: the deployment's retention, QPQ_MESSAGE_TTL, which also caps it).
+   */
+  ttlSeconds: number;
+  /**
+   * Only with a Commit as payload: the Welcome for the devices the Commit adds. It is stored in the
+   * same transaction as the Commit, so a Welcome is delivered only with the Commit that won its epoch.
+   */
+  welcome: WelcomeDelivery | undefined;
+}
+
+export interface WelcomeDelivery {
+  /** Client-chosen UUIDv7, distinct from the Commit's message_id. */
+  messageId: string;
+  recipientDeviceIds: string[];
+  /** A padded E2EPayload.welcome. */
+  payload: Uint8Array;
 }
 
 export interface RecipientSeq {
@@ -37,7 +58,12 @@ export interface RecipientSeq {
 export interface EnqueueResponse {
   recipients: RecipientSeq[];
   duplicate: boolean;
-  deliveryProof: DeliveryProof | undefined;
+  deliveryProof:
+    | DeliveryProof
+    | undefined;
+  /** Set when the request carried a Welcome. */
+  welcomeRecipients: RecipientSeq[];
+  welcomeDeliveryProof: DeliveryProof | undefined;
 }
 
 export interface FetchRequest {
@@ -61,7 +87,14 @@ export interface AckResponse {
 }
 
 function createBaseEnqueueRequest(): EnqueueRequest {
-  return { messageId: "", recipientDeviceIds: [], payload: new Uint8Array(0), groupId: new Uint8Array(0) };
+  return {
+    messageId: "",
+    recipientDeviceIds: [],
+    payload: new Uint8Array(0),
+    groupId: new Uint8Array(0),
+    ttlSeconds: 0,
+    welcome: undefined,
+  };
 }
 
 export const EnqueueRequest: MessageFns<EnqueueRequest> = {
@@ -77,6 +110,12 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     }
     if (message.groupId.length !== 0) {
       writer.uint32(34).bytes(message.groupId);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(40).uint32(message.ttlSeconds);
+    }
+    if (message.welcome !== undefined) {
+      WelcomeDelivery.encode(message.welcome, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -126,6 +165,22 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
             message.groupId = reader.bytes();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ttlSeconds = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.welcome = WelcomeDelivery.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -156,6 +211,12 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
         : isSet(object.group_id)
         ? bytesFromBase64(object.group_id)
         : new Uint8Array(0),
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+      welcome: isSet(object.welcome) ? WelcomeDelivery.fromJSON(object.welcome) : undefined,
     };
   },
 
@@ -173,6 +234,12 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     if (message.groupId.length !== 0) {
       obj.groupId = base64FromBytes(message.groupId);
     }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    if (message.welcome !== undefined) {
+      obj.welcome = WelcomeDelivery.toJSON(message.welcome);
+    }
     return obj;
   },
 
@@ -185,6 +252,119 @@ export const EnqueueRequest: MessageFns<EnqueueRequest> = {
     message.recipientDeviceIds = object.recipientDeviceIds?.map((e) => e) || [];
     message.payload = object.payload ?? new Uint8Array(0);
     message.groupId = object.groupId ?? new Uint8Array(0);
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.welcome = (object.welcome !== undefined && object.welcome !== null)
+      ? WelcomeDelivery.fromPartial(object.welcome)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseWelcomeDelivery(): WelcomeDelivery {
+  return { messageId: "", recipientDeviceIds: [], payload: new Uint8Array(0) };
+}
+
+export const WelcomeDelivery: MessageFns<WelcomeDelivery> = {
+  encode(message: WelcomeDelivery, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.messageId !== "") {
+      writer.uint32(10).string(message.messageId);
+    }
+    for (const v of message.recipientDeviceIds) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.payload.length !== 0) {
+      writer.uint32(26).bytes(message.payload);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WelcomeDelivery {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWelcomeDelivery();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.messageId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.recipientDeviceIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.payload = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WelcomeDelivery {
+    return {
+      messageId: isSet(object.messageId)
+        ? globalThis.String(object.messageId)
+        : isSet(object.message_id)
+        ? globalThis.String(object.message_id)
+        : "",
+      recipientDeviceIds: globalThis.Array.isArray(object?.recipientDeviceIds)
+        ? object.recipientDeviceIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.recipient_device_ids)
+        ? object.recipient_device_ids.map((e: any) => globalThis.String(e))
+        : [],
+      payload: isSet(object.payload) ? bytesFromBase64(object.payload) : new Uint8Array(0),
+    };
+  },
+
+  toJSON(message: WelcomeDelivery): unknown {
+    const obj: any = {};
+    if (message.messageId !== "") {
+      obj.messageId = message.messageId;
+    }
+    if (message.recipientDeviceIds?.length) {
+      obj.recipientDeviceIds = message.recipientDeviceIds;
+    }
+    if (message.payload.length !== 0) {
+      obj.payload = base64FromBytes(message.payload);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WelcomeDelivery>, I>>(base?: I): WelcomeDelivery {
+    return WelcomeDelivery.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WelcomeDelivery>, I>>(object: I): WelcomeDelivery {
+    const message = createBaseWelcomeDelivery();
+    message.messageId = object.messageId ?? "";
+    message.recipientDeviceIds = object.recipientDeviceIds?.map((e) => e) || [];
+    message.payload = object.payload ?? new Uint8Array(0);
     return message;
   },
 };
@@ -282,7 +462,13 @@ export const RecipientSeq: MessageFns<RecipientSeq> = {
 };
 
 function createBaseEnqueueResponse(): EnqueueResponse {
-  return { recipients: [], duplicate: false, deliveryProof: undefined };
+  return {
+    recipients: [],
+    duplicate: false,
+    deliveryProof: undefined,
+    welcomeRecipients: [],
+    welcomeDeliveryProof: undefined,
+  };
 }
 
 export const EnqueueResponse: MessageFns<EnqueueResponse> = {
@@ -295,6 +481,12 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
     }
     if (message.deliveryProof !== undefined) {
       DeliveryProof.encode(message.deliveryProof, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.welcomeRecipients) {
+      RecipientSeq.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.welcomeDeliveryProof !== undefined) {
+      DeliveryProof.encode(message.welcomeDeliveryProof, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -336,6 +528,22 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
             message.deliveryProof = DeliveryProof.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.welcomeRecipients.push(RecipientSeq.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.welcomeDeliveryProof = DeliveryProof.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -359,6 +567,16 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
         : isSet(object.delivery_proof)
         ? DeliveryProof.fromJSON(object.delivery_proof)
         : undefined,
+      welcomeRecipients: globalThis.Array.isArray(object?.welcomeRecipients)
+        ? object.welcomeRecipients.map((e: any) => RecipientSeq.fromJSON(e))
+        : globalThis.Array.isArray(object?.welcome_recipients)
+        ? object.welcome_recipients.map((e: any) => RecipientSeq.fromJSON(e))
+        : [],
+      welcomeDeliveryProof: isSet(object.welcomeDeliveryProof)
+        ? DeliveryProof.fromJSON(object.welcomeDeliveryProof)
+        : isSet(object.welcome_delivery_proof)
+        ? DeliveryProof.fromJSON(object.welcome_delivery_proof)
+        : undefined,
     };
   },
 
@@ -373,6 +591,12 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
     if (message.deliveryProof !== undefined) {
       obj.deliveryProof = DeliveryProof.toJSON(message.deliveryProof);
     }
+    if (message.welcomeRecipients?.length) {
+      obj.welcomeRecipients = message.welcomeRecipients.map((e) => RecipientSeq.toJSON(e));
+    }
+    if (message.welcomeDeliveryProof !== undefined) {
+      obj.welcomeDeliveryProof = DeliveryProof.toJSON(message.welcomeDeliveryProof);
+    }
     return obj;
   },
 
@@ -385,6 +609,10 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
     message.duplicate = object.duplicate ?? false;
     message.deliveryProof = (object.deliveryProof !== undefined && object.deliveryProof !== null)
       ? DeliveryProof.fromPartial(object.deliveryProof)
+      : undefined;
+    message.welcomeRecipients = object.welcomeRecipients?.map((e) => RecipientSeq.fromPartial(e)) || [];
+    message.welcomeDeliveryProof = (object.welcomeDeliveryProof !== undefined && object.welcomeDeliveryProof !== null)
+      ? DeliveryProof.fromPartial(object.welcomeDeliveryProof)
       : undefined;
     return message;
   },

@@ -14,7 +14,7 @@ export interface E2EPayload {
     /** An MLS message (PrivateMessage or PublicMessage framing) for an existing group. */
     { $case: "mlsMessage"; value: Uint8Array }
     | //
-    /** A Welcome into a new group, with what the joiner needs to name the conversation. */
+    /** A Welcome into a group, with what the joiner needs to name the conversation. */
     { $case: "welcome"; value: WelcomeBundle }
     | undefined;
   /** Random-free zero padding up to the bucket size (libs/crypto padding.ts). */
@@ -23,8 +23,13 @@ export interface E2EPayload {
 
 export interface WelcomeBundle {
   welcome: Uint8Array;
-  /** "dm" for a direct conversation. */
+  /**
+   * "dm" for a direct conversation, "group" for a named group, "self" for the group of one account's
+   * own devices (history hand-over, settings).
+   */
   conversationKind: string;
+  /** The group's settings as of the Commit that carries this Welcome. */
+  settings: GroupSettings | undefined;
 }
 
 /** The plaintext of an MLS application message. */
@@ -32,11 +37,110 @@ export interface AppContent {
   /** Sender-chosen UUIDv7, the same as the Enqueue message_id that first carried it. */
   id: string;
   sentAtMs: bigint;
-  body: { $case: "text"; value: Text } | undefined;
+  body:
+    | { $case: "text"; value: Text }
+    | { $case: "reaction"; value: Reaction }
+    | { $case: "edit"; value: Edit }
+    | { $case: "delete"; value: Delete }
+    | { $case: "receipt"; value: Receipt }
+    | { $case: "typing"; value: Typing }
+    | { $case: "settings"; value: GroupSettings }
+    | //
+    /** Only in an account's "self" group: part of the history an existing device hands a new one. */
+    { $case: "history"; value: HistoryChunk }
+    | //
+    /** The sender's account leaves the group: a remaining member commits its removal. */
+    { $case: "leave"; value: Leave }
+    | undefined;
 }
 
 export interface Text {
   text: string;
+  /** The id of the message this one replies to (empty for none). */
+  replyTo: string;
+}
+
+export interface Reaction {
+  targetId: string;
+  emoji: string;
+  /** Withdraws the sender's earlier reaction with this emoji. */
+  remove: boolean;
+}
+
+export interface Edit {
+  targetId: string;
+  text: string;
+}
+
+export interface Delete {
+  targetId: string;
+}
+
+export interface Receipt {
+  kind: Receipt_Kind;
+  messageIds: string[];
+}
+
+export enum Receipt_Kind {
+  KIND_UNSPECIFIED = 0,
+  KIND_READ = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function receipt_KindFromJSON(object: any): Receipt_Kind {
+  switch (object) {
+    case 0:
+    case "KIND_UNSPECIFIED":
+      return Receipt_Kind.KIND_UNSPECIFIED;
+    case 1:
+    case "KIND_READ":
+      return Receipt_Kind.KIND_READ;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Receipt_Kind.UNRECOGNIZED;
+  }
+}
+
+export function receipt_KindToJSON(object: Receipt_Kind): string {
+  switch (object) {
+    case Receipt_Kind.KIND_UNSPECIFIED:
+      return "KIND_UNSPECIFIED";
+    case Receipt_Kind.KIND_READ:
+      return "KIND_READ";
+    case Receipt_Kind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export interface Typing {
+  /** False: stopped typing. */
+  active: boolean;
+}
+
+/**
+ * A group's name and disappearing-message timer. Sent as an application message when changed (every
+ * field is the whole new state) and carried in each Welcome.
+ */
+export interface GroupSettings {
+  name: string;
+  /** 0: messages do not disappear. */
+  disappearAfterMs: bigint;
+}
+
+export interface Leave {
+}
+
+/**
+ * One part of a history hand-over: `data` is a part of the UTF-8 JSON of the conversations
+ * (libs/sdk history-transfer.ts); parts of one transfer share transfer_id and are joined in order.
+ */
+export interface HistoryChunk {
+  transferId: string;
+  index: number;
+  count: number;
+  data: Uint8Array;
 }
 
 function createBaseE2EPayload(): E2EPayload {
@@ -159,7 +263,7 @@ export const E2EPayload: MessageFns<E2EPayload> = {
 };
 
 function createBaseWelcomeBundle(): WelcomeBundle {
-  return { welcome: new Uint8Array(0), conversationKind: "" };
+  return { welcome: new Uint8Array(0), conversationKind: "", settings: undefined };
 }
 
 export const WelcomeBundle: MessageFns<WelcomeBundle> = {
@@ -169,6 +273,9 @@ export const WelcomeBundle: MessageFns<WelcomeBundle> = {
     }
     if (message.conversationKind !== "") {
       writer.uint32(18).string(message.conversationKind);
+    }
+    if (message.settings !== undefined) {
+      GroupSettings.encode(message.settings, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -202,6 +309,14 @@ export const WelcomeBundle: MessageFns<WelcomeBundle> = {
             message.conversationKind = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.settings = GroupSettings.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -222,6 +337,7 @@ export const WelcomeBundle: MessageFns<WelcomeBundle> = {
         : isSet(object.conversation_kind)
         ? globalThis.String(object.conversation_kind)
         : "",
+      settings: isSet(object.settings) ? GroupSettings.fromJSON(object.settings) : undefined,
     };
   },
 
@@ -233,6 +349,9 @@ export const WelcomeBundle: MessageFns<WelcomeBundle> = {
     if (message.conversationKind !== "") {
       obj.conversationKind = message.conversationKind;
     }
+    if (message.settings !== undefined) {
+      obj.settings = GroupSettings.toJSON(message.settings);
+    }
     return obj;
   },
 
@@ -243,6 +362,9 @@ export const WelcomeBundle: MessageFns<WelcomeBundle> = {
     const message = createBaseWelcomeBundle();
     message.welcome = object.welcome ?? new Uint8Array(0);
     message.conversationKind = object.conversationKind ?? "";
+    message.settings = (object.settings !== undefined && object.settings !== null)
+      ? GroupSettings.fromPartial(object.settings)
+      : undefined;
     return message;
   },
 };
@@ -265,6 +387,30 @@ export const AppContent: MessageFns<AppContent> = {
     switch (message.body?.$case) {
       case "text":
         Text.encode(message.body.value, writer.uint32(26).fork()).join();
+        break;
+      case "reaction":
+        Reaction.encode(message.body.value, writer.uint32(34).fork()).join();
+        break;
+      case "edit":
+        Edit.encode(message.body.value, writer.uint32(42).fork()).join();
+        break;
+      case "delete":
+        Delete.encode(message.body.value, writer.uint32(50).fork()).join();
+        break;
+      case "receipt":
+        Receipt.encode(message.body.value, writer.uint32(58).fork()).join();
+        break;
+      case "typing":
+        Typing.encode(message.body.value, writer.uint32(66).fork()).join();
+        break;
+      case "settings":
+        GroupSettings.encode(message.body.value, writer.uint32(74).fork()).join();
+        break;
+      case "history":
+        HistoryChunk.encode(message.body.value, writer.uint32(82).fork()).join();
+        break;
+      case "leave":
+        Leave.encode(message.body.value, writer.uint32(90).fork()).join();
         break;
     }
     return writer;
@@ -307,6 +453,70 @@ export const AppContent: MessageFns<AppContent> = {
             message.body = { $case: "text", value: Text.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.body = { $case: "reaction", value: Reaction.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.body = { $case: "edit", value: Edit.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.body = { $case: "delete", value: Delete.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.body = { $case: "receipt", value: Receipt.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.body = { $case: "typing", value: Typing.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.body = { $case: "settings", value: GroupSettings.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.body = { $case: "history", value: HistoryChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.body = { $case: "leave", value: Leave.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -327,7 +537,25 @@ export const AppContent: MessageFns<AppContent> = {
         : isSet(object.sent_at_ms)
         ? BigInt(object.sent_at_ms)
         : 0n,
-      body: isSet(object.text) ? { $case: "text", value: Text.fromJSON(object.text) } : undefined,
+      body: isSet(object.text)
+        ? { $case: "text", value: Text.fromJSON(object.text) }
+        : isSet(object.reaction)
+        ? { $case: "reaction", value: Reaction.fromJSON(object.reaction) }
+        : isSet(object.edit)
+        ? { $case: "edit", value: Edit.fromJSON(object.edit) }
+        : isSet(object.delete)
+        ? { $case: "delete", value: Delete.fromJSON(object.delete) }
+        : isSet(object.receipt)
+        ? { $case: "receipt", value: Receipt.fromJSON(object.receipt) }
+        : isSet(object.typing)
+        ? { $case: "typing", value: Typing.fromJSON(object.typing) }
+        : isSet(object.settings)
+        ? { $case: "settings", value: GroupSettings.fromJSON(object.settings) }
+        : isSet(object.history)
+        ? { $case: "history", value: HistoryChunk.fromJSON(object.history) }
+        : isSet(object.leave)
+        ? { $case: "leave", value: Leave.fromJSON(object.leave) }
+        : undefined,
     };
   },
 
@@ -341,6 +569,22 @@ export const AppContent: MessageFns<AppContent> = {
     }
     if (message.body?.$case === "text") {
       obj.text = Text.toJSON(message.body.value);
+    } else if (message.body?.$case === "reaction") {
+      obj.reaction = Reaction.toJSON(message.body.value);
+    } else if (message.body?.$case === "edit") {
+      obj.edit = Edit.toJSON(message.body.value);
+    } else if (message.body?.$case === "delete") {
+      obj.delete = Delete.toJSON(message.body.value);
+    } else if (message.body?.$case === "receipt") {
+      obj.receipt = Receipt.toJSON(message.body.value);
+    } else if (message.body?.$case === "typing") {
+      obj.typing = Typing.toJSON(message.body.value);
+    } else if (message.body?.$case === "settings") {
+      obj.settings = GroupSettings.toJSON(message.body.value);
+    } else if (message.body?.$case === "history") {
+      obj.history = HistoryChunk.toJSON(message.body.value);
+    } else if (message.body?.$case === "leave") {
+      obj.leave = Leave.toJSON(message.body.value);
     }
     return obj;
   },
@@ -359,19 +603,70 @@ export const AppContent: MessageFns<AppContent> = {
         }
         break;
       }
+      case "reaction": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "reaction", value: Reaction.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "edit": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "edit", value: Edit.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "delete": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "delete", value: Delete.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "receipt": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "receipt", value: Receipt.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "typing": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "typing", value: Typing.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "settings": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "settings", value: GroupSettings.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "history": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "history", value: HistoryChunk.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "leave": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "leave", value: Leave.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
     return message;
   },
 };
 
 function createBaseText(): Text {
-  return { text: "" };
+  return { text: "", replyTo: "" };
 }
 
 export const Text: MessageFns<Text> = {
   encode(message: Text, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.text !== "") {
       writer.uint32(10).string(message.text);
+    }
+    if (message.replyTo !== "") {
+      writer.uint32(18).string(message.replyTo);
     }
     return writer;
   },
@@ -397,6 +692,14 @@ export const Text: MessageFns<Text> = {
             message.text = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.replyTo = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -410,13 +713,23 @@ export const Text: MessageFns<Text> = {
   },
 
   fromJSON(object: any): Text {
-    return { text: isSet(object.text) ? globalThis.String(object.text) : "" };
+    return {
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      replyTo: isSet(object.replyTo)
+        ? globalThis.String(object.replyTo)
+        : isSet(object.reply_to)
+        ? globalThis.String(object.reply_to)
+        : "",
+    };
   },
 
   toJSON(message: Text): unknown {
     const obj: any = {};
     if (message.text !== "") {
       obj.text = message.text;
+    }
+    if (message.replyTo !== "") {
+      obj.replyTo = message.replyTo;
     }
     return obj;
   },
@@ -427,6 +740,697 @@ export const Text: MessageFns<Text> = {
   fromPartial<I extends Exact<DeepPartial<Text>, I>>(object: I): Text {
     const message = createBaseText();
     message.text = object.text ?? "";
+    message.replyTo = object.replyTo ?? "";
+    return message;
+  },
+};
+
+function createBaseReaction(): Reaction {
+  return { targetId: "", emoji: "", remove: false };
+}
+
+export const Reaction: MessageFns<Reaction> = {
+  encode(message: Reaction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.targetId !== "") {
+      writer.uint32(10).string(message.targetId);
+    }
+    if (message.emoji !== "") {
+      writer.uint32(18).string(message.emoji);
+    }
+    if (message.remove !== false) {
+      writer.uint32(24).bool(message.remove);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Reaction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReaction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.targetId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.emoji = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remove = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Reaction {
+    return {
+      targetId: isSet(object.targetId)
+        ? globalThis.String(object.targetId)
+        : isSet(object.target_id)
+        ? globalThis.String(object.target_id)
+        : "",
+      emoji: isSet(object.emoji) ? globalThis.String(object.emoji) : "",
+      remove: isSet(object.remove) ? globalThis.Boolean(object.remove) : false,
+    };
+  },
+
+  toJSON(message: Reaction): unknown {
+    const obj: any = {};
+    if (message.targetId !== "") {
+      obj.targetId = message.targetId;
+    }
+    if (message.emoji !== "") {
+      obj.emoji = message.emoji;
+    }
+    if (message.remove !== false) {
+      obj.remove = message.remove;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Reaction>, I>>(base?: I): Reaction {
+    return Reaction.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Reaction>, I>>(object: I): Reaction {
+    const message = createBaseReaction();
+    message.targetId = object.targetId ?? "";
+    message.emoji = object.emoji ?? "";
+    message.remove = object.remove ?? false;
+    return message;
+  },
+};
+
+function createBaseEdit(): Edit {
+  return { targetId: "", text: "" };
+}
+
+export const Edit: MessageFns<Edit> = {
+  encode(message: Edit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.targetId !== "") {
+      writer.uint32(10).string(message.targetId);
+    }
+    if (message.text !== "") {
+      writer.uint32(18).string(message.text);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Edit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEdit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.targetId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Edit {
+    return {
+      targetId: isSet(object.targetId)
+        ? globalThis.String(object.targetId)
+        : isSet(object.target_id)
+        ? globalThis.String(object.target_id)
+        : "",
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+    };
+  },
+
+  toJSON(message: Edit): unknown {
+    const obj: any = {};
+    if (message.targetId !== "") {
+      obj.targetId = message.targetId;
+    }
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Edit>, I>>(base?: I): Edit {
+    return Edit.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Edit>, I>>(object: I): Edit {
+    const message = createBaseEdit();
+    message.targetId = object.targetId ?? "";
+    message.text = object.text ?? "";
+    return message;
+  },
+};
+
+function createBaseDelete(): Delete {
+  return { targetId: "" };
+}
+
+export const Delete: MessageFns<Delete> = {
+  encode(message: Delete, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.targetId !== "") {
+      writer.uint32(10).string(message.targetId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Delete {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDelete();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.targetId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Delete {
+    return {
+      targetId: isSet(object.targetId)
+        ? globalThis.String(object.targetId)
+        : isSet(object.target_id)
+        ? globalThis.String(object.target_id)
+        : "",
+    };
+  },
+
+  toJSON(message: Delete): unknown {
+    const obj: any = {};
+    if (message.targetId !== "") {
+      obj.targetId = message.targetId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Delete>, I>>(base?: I): Delete {
+    return Delete.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Delete>, I>>(object: I): Delete {
+    const message = createBaseDelete();
+    message.targetId = object.targetId ?? "";
+    return message;
+  },
+};
+
+function createBaseReceipt(): Receipt {
+  return { kind: 0, messageIds: [] };
+}
+
+export const Receipt: MessageFns<Receipt> = {
+  encode(message: Receipt, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    for (const v of message.messageIds) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Receipt {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReceipt();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.messageIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Receipt {
+    return {
+      kind: isSet(object.kind) ? receipt_KindFromJSON(object.kind) : 0,
+      messageIds: globalThis.Array.isArray(object?.messageIds)
+        ? object.messageIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.message_ids)
+        ? object.message_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Receipt): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = receipt_KindToJSON(message.kind);
+    }
+    if (message.messageIds?.length) {
+      obj.messageIds = message.messageIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Receipt>, I>>(base?: I): Receipt {
+    return Receipt.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Receipt>, I>>(object: I): Receipt {
+    const message = createBaseReceipt();
+    message.kind = object.kind ?? 0;
+    message.messageIds = object.messageIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseTyping(): Typing {
+  return { active: false };
+}
+
+export const Typing: MessageFns<Typing> = {
+  encode(message: Typing, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.active !== false) {
+      writer.uint32(8).bool(message.active);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Typing {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTyping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.active = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Typing {
+    return { active: isSet(object.active) ? globalThis.Boolean(object.active) : false };
+  },
+
+  toJSON(message: Typing): unknown {
+    const obj: any = {};
+    if (message.active !== false) {
+      obj.active = message.active;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Typing>, I>>(base?: I): Typing {
+    return Typing.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Typing>, I>>(object: I): Typing {
+    const message = createBaseTyping();
+    message.active = object.active ?? false;
+    return message;
+  },
+};
+
+function createBaseGroupSettings(): GroupSettings {
+  return { name: "", disappearAfterMs: 0n };
+}
+
+export const GroupSettings: MessageFns<GroupSettings> = {
+  encode(message: GroupSettings, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.disappearAfterMs !== 0n) {
+      if (BigInt.asUintN(64, message.disappearAfterMs) !== message.disappearAfterMs) {
+        throw new globalThis.Error("value provided for field message.disappearAfterMs of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.disappearAfterMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupSettings {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupSettings();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.disappearAfterMs = reader.uint64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GroupSettings {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      disappearAfterMs: isSet(object.disappearAfterMs)
+        ? BigInt(object.disappearAfterMs)
+        : isSet(object.disappear_after_ms)
+        ? BigInt(object.disappear_after_ms)
+        : 0n,
+    };
+  },
+
+  toJSON(message: GroupSettings): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.disappearAfterMs !== 0n) {
+      obj.disappearAfterMs = message.disappearAfterMs.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GroupSettings>, I>>(base?: I): GroupSettings {
+    return GroupSettings.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GroupSettings>, I>>(object: I): GroupSettings {
+    const message = createBaseGroupSettings();
+    message.name = object.name ?? "";
+    message.disappearAfterMs = (object.disappearAfterMs !== undefined && object.disappearAfterMs !== null)
+      ? BigInt(object.disappearAfterMs)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseLeave(): Leave {
+  return {};
+}
+
+export const Leave: MessageFns<Leave> = {
+  encode(_: Leave, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Leave {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeave();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): Leave {
+    return {};
+  },
+
+  toJSON(_: Leave): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Leave>, I>>(base?: I): Leave {
+    return Leave.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Leave>, I>>(_: I): Leave {
+    const message = createBaseLeave();
+    return message;
+  },
+};
+
+function createBaseHistoryChunk(): HistoryChunk {
+  return { transferId: "", index: 0, count: 0, data: new Uint8Array(0) };
+}
+
+export const HistoryChunk: MessageFns<HistoryChunk> = {
+  encode(message: HistoryChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.transferId !== "") {
+      writer.uint32(10).string(message.transferId);
+    }
+    if (message.index !== 0) {
+      writer.uint32(16).uint32(message.index);
+    }
+    if (message.count !== 0) {
+      writer.uint32(24).uint32(message.count);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(34).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HistoryChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHistoryChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.count = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.data = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HistoryChunk {
+    return {
+      transferId: isSet(object.transferId)
+        ? globalThis.String(object.transferId)
+        : isSet(object.transfer_id)
+        ? globalThis.String(object.transfer_id)
+        : "",
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      count: isSet(object.count) ? globalThis.Number(object.count) : 0,
+      data: isSet(object.data) ? bytesFromBase64(object.data) : new Uint8Array(0),
+    };
+  },
+
+  toJSON(message: HistoryChunk): unknown {
+    const obj: any = {};
+    if (message.transferId !== "") {
+      obj.transferId = message.transferId;
+    }
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.count !== 0) {
+      obj.count = Math.round(message.count);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HistoryChunk>, I>>(base?: I): HistoryChunk {
+    return HistoryChunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HistoryChunk>, I>>(object: I): HistoryChunk {
+    const message = createBaseHistoryChunk();
+    message.transferId = object.transferId ?? "";
+    message.index = object.index ?? 0;
+    message.count = object.count ?? 0;
+    message.data = object.data ?? new Uint8Array(0);
     return message;
   },
 };
