@@ -168,4 +168,62 @@ describe('qpq against the whole network', { timeout: 240_000 }, () => {
     assert.equal(run.code, 1);
     assert.equal(run.stderr, 'qpq: no such user: nobody\n');
   });
+
+  it('a group run from a piped REPL script: create, invite, say, rename, members, reply, react, verify, /quit', async () => {
+    ok(await qpq('dana', ['register', '-u', 'dana', '-p', 'dana pw']));
+    const script = [
+      '/create-group crew',
+      '/invite alice',
+      '/invite dana',
+      'hello crew',
+      '/rename crew2',
+      '/members',
+      '/disappear 1h',
+      '/history',
+      '/quit',
+      '',
+    ].join('\n');
+    const bob = ok(await qpq('bob', ['--json', 'repl', '-u', 'bob', '-p', 'bob pw'], script));
+    const lines = jsonLines(bob.stdout);
+    const errors = lines.filter((l) => l.type === 'error');
+    assert.deepEqual(errors, [], 'every command worked');
+    const members = lines.find((l) => l.type === 'members') as { members?: { address: string }[] } | undefined;
+    assert.deepEqual(
+      members?.members?.map((m) => m.address),
+      ['alice@localhost', 'bob@localhost', 'dana@localhost'],
+    );
+    const history = lines.find((l) => l.type === 'history') as { items?: { text: string; status?: string }[] };
+    assert.equal(history?.items?.at(-1)?.text, 'hello crew');
+
+    const alice = ok(await qpq('alice', ['--json', 'recv', '--wait', '5']));
+    const got = jsonLines(alice.stdout).find((m) => m.text === 'hello crew');
+    assert.equal(got?.from, 'bob@localhost');
+    assert.equal(got?.group, 'crew2', 'recv --json names the group');
+    assert.match(String(got?.conversation), /^[0-9a-f]{64}$/);
+
+    const reply = ok(
+      await qpq(
+        'alice',
+        ['--json', 'repl', '-u', 'alice', '-p', 'alice pw'],
+        '/switch #crew2\n/reply 1 hi bob\n/react 👍 1\n/verify bob\n/quit\n',
+      ),
+    );
+    const replyLines = jsonLines(reply.stdout);
+    assert.deepEqual(
+      replyLines.filter((l) => l.type === 'error'),
+      [],
+    );
+    const safety = replyLines.find((l) => l.type === 'safety-number');
+    assert.match(String(safety?.number), /^(\d{5} ){11}\d{5}$/);
+
+    const dana = ok(await qpq('dana', ['--json', 'recv', '--wait', '5']));
+    const texts = jsonLines(dana.stdout).map((m) => [m.from, m.text, m.group, m.replyTo !== undefined]);
+    assert.deepEqual(texts, [
+      ['bob@localhost', 'hello crew', 'crew2', false],
+      ['alice@localhost', 'hi bob', 'crew2', true],
+    ]);
+    const bobVerify = ok(await qpq('bob', ['--json', 'repl', '-u', 'bob', '-p', 'bob pw'], '/verify alice\n/quit\n'));
+    const bobSafety = jsonLines(bobVerify.stdout).find((l) => l.type === 'safety-number');
+    assert.equal(bobSafety?.number, safety?.number, 'both sides compute the same number');
+  });
 });

@@ -202,6 +202,10 @@ describe('groups and devices', { timeout: 600_000 }, () => {
     const end = await sameGroupState(members, group.id, 60_000);
     assert.equal(end.epoch, start.epoch + 12n, 'every change made it, one epoch each');
     assert.equal(end.members.length, 18);
+    // The delivery service refused the Commits that lost an epoch (and the clients retried them).
+    const metrics = await (await fetch(`http://${net.addressOf('delivery').metrics}/metrics`)).text();
+    const conflicts = Number(/^qpq_delivery_commit_conflicts_total\S* (\d+)/m.exec(metrics)?.[1] ?? 0);
+    assert.ok(conflicts >= 11, `at least 11 Commits lost the first epoch (${conflicts} conflicts in all)`);
 
     // Each invitee's mailbox holds exactly one Welcome: the one that travelled with its winning Commit.
     const welcomes = await db.query(
@@ -259,6 +263,40 @@ describe('groups and devices', { timeout: 600_000 }, () => {
       history,
       Array.from({ length: 100 }, (_, i) => `offline ${i}`),
     );
+  });
+
+  it('a member who leaves is removed by the others, on all its devices, and gets nothing after', async () => {
+    const [a, b, c] = [unique('lea'), unique('ves'), unique('gone')];
+    const a1 = await device(a, { register: true });
+    const b1 = await device(b, { register: true });
+    const c1 = await device(c, { register: true });
+    const c2 = await device(c, { register: false });
+    const group = await a1.createGroup('leavers', [b, c]);
+    await sameGroupState([a1, b1, c1, c2], group.id);
+    await c1.leave(group.id);
+    await waitFor('a remaining member commits the removal', async () => {
+      await a1.receive();
+      const view = await groupView(a1, group.id);
+      return view.members.some((m) => m.startsWith(`${c}@`)) ? undefined : true;
+    });
+    const state = await sameGroupState([a1, b1], group.id);
+    assert.deepEqual(
+      state.members.map((m) => m.split('/')[0]),
+      [`${a}@localhost`, `${b}@localhost`].sort(),
+    );
+    for (const client of [c1, c2]) {
+      await waitFor('the leaver’s devices know', async () => {
+        await client.receive();
+        return (await client.conversations()).find((x) => x.id === group.id)?.left ? true : undefined;
+      });
+    }
+    await a1.send(group.id, 'after the leave');
+    await waitFor('b gets it', async () =>
+      textsFrom(b1, `${a}@localhost`, group.id).includes('after the leave') ? true : undefined,
+    );
+    await Promise.all([c1.receive(), c2.receive()]);
+    assert.ok(!textsFrom(c2, `${a}@localhost`, group.id).includes('after the leave'));
+    await assert.rejects(c2.send(group.id, 'still here?'), /no longer in/);
   });
 
   it('a device linked after 20 messages sees them in its history', async () => {
