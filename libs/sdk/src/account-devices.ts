@@ -140,7 +140,7 @@ export class AccountDevices {
  * (this account's revoked devices; every device of members who left). `rank` orders the devices that
  * may do it. Undefined when nothing is to be done.
  */
-function workFor(
+export function workFor(
   state: Uint8Array,
   ownAddress: string,
   activeOwn: ReadonlySet<string>,

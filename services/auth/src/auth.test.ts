@@ -1,8 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { AuthServiceService as Rpc, type FinishLoginRequest, type FinishLoginResponse } from '@qpq/proto';
 import { readEnv, type RpcClient } from '@qpq/runtime';
-import { rejectsWithStatus, ServiceTestBed, startNats } from '@qpq/testnet';
-import * as opaque from '@serenity-kit/opaque';
+import { messagesDuring, rejectsWithStatus, ServiceTestBed, startNats } from '@qpq/testnet';
 import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -37,7 +36,6 @@ before(
   async () => {
     bed = await ServiceTestBed.create({ service: 'auth', env: { QPQ_DOMAIN: DOMAIN } });
     ({ service, gateway, stranger, nc } = await bed.startService(() => AuthService.create(configFor())));
-    await opaque.ready;
   },
   { timeout: 120_000 },
 );
@@ -56,20 +54,13 @@ const login = (
 ): Promise<FinishLoginResponse> => loginWith(client, username, password, device);
 
 /** Collects audit events published while `action` runs (plus a moment for them to arrive). */
-async function auditDuring(action: () => Promise<unknown>): Promise<{ subject: string; body: string }[]> {
-  const seen: { subject: string; body: string }[] = [];
-  const sub = nc.subscribe('qpq.audit.>', {
-    callback: (_err, msg) => seen.push({ subject: msg.subject, body: msg.string() }),
-  });
-  await nc.flush();
-  try {
-    await action().catch(() => undefined);
-    await sleep(300);
-  } finally {
-    sub.unsubscribe();
-  }
-  return seen;
-}
+const auditDuring = (action: () => Promise<unknown>): Promise<{ subject: string; body: string }[]> =>
+  messagesDuring(
+    nc,
+    'qpq.audit.>',
+    (msg) => ({ subject: msg.subject, body: msg.string() }),
+    () => action().catch(() => undefined),
+  );
 
 describe('auth service', { timeout: 120_000 }, () => {
   test('registers and logs in with the real OPAQUE client, and the session token resolves to the device', async () => {

@@ -1,7 +1,15 @@
 import { status } from '@grpc/grpc-js';
 import { AuthServiceService as Rpc, DeviceEvent, DeviceEvent_Op, Push, type FinishLoginResponse } from '@qpq/proto';
 import { readEnv, type RpcClient } from '@qpq/runtime';
-import { freeTcpPort, rejectsWithStatus, ServiceTestBed, startNats, type NatsHandle } from '@qpq/testnet';
+import {
+  freeTcpPort,
+  messagesDuring,
+  rejectsWithStatus,
+  ServiceTestBed,
+  startNats,
+  waitFor,
+  type NatsHandle,
+} from '@qpq/testnet';
 import { connect, type NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -84,29 +92,15 @@ async function eventsFor(conn: NatsConnection, deviceId: string, count: number):
 
 /** Pushes received on every device's push subject while `action` runs, by device id. */
 async function pushesDuring(action: () => Promise<unknown>): Promise<Map<string, Push[]>> {
-  const seen = new Map<string, Push[]>();
-  const sub = nc.subscribe('qpq.push.*', {
-    callback: (_err, msg) => {
-      const deviceId = msg.subject.slice('qpq.push.'.length);
-      seen.set(deviceId, [...(seen.get(deviceId) ?? []), Push.decode(msg.data)]);
-    },
-  });
-  await nc.flush();
-  try {
-    await action();
-    await sleep(300);
-  } finally {
-    sub.unsubscribe();
-  }
-  return seen;
-}
-
-async function until(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(50);
-  }
+  const received = await messagesDuring(
+    nc,
+    'qpq.push.*',
+    (msg) => ({ deviceId: msg.subject.slice('qpq.push.'.length), push: Push.decode(msg.data) }),
+    action,
+  );
+  const byDevice = new Map<string, Push[]>();
+  for (const { deviceId, push } of received) byDevice.set(deviceId, [...(byDevice.get(deviceId) ?? []), push]);
+  return byDevice;
 }
 
 describe('device revocation', { timeout: 120_000 }, () => {
@@ -212,7 +206,7 @@ describe('device revocation', { timeout: 120_000 }, () => {
     const sub = nc.subscribe('qpq.audit.device.revoked', { callback: (_err, msg) => seen.push(msg.string()) });
     await nc.flush();
     await revoke(devices[0]!, devices[1]!.deviceId);
-    await until(async () => seen.some((b) => b.includes(devices[1]!.deviceId)), 5_000, 'the audit event');
+    await waitFor('the audit event', () => seen.some((b) => b.includes(devices[1]!.deviceId)));
     sub.unsubscribe();
     const body = JSON.parse(seen.find((b) => b.includes(devices[1]!.deviceId))!) as Record<string, unknown>;
     assert.equal(body.by_device_id, devices[0]!.deviceId);
@@ -323,7 +317,7 @@ describe('device events (outbox → QPQ_DEVICES) and device pushes', { timeout: 
       await watcher.close();
 
       await ownNats.stop();
-      await until(async () => !svc.ctx.bus.isConnected(), 10_000, 'auth to notice NATS is gone');
+      await waitFor('auth to notice NATS is gone', () => !svc.ctx.bus.isConnected(), 10_000);
       await revoke(keep, gone.deviceId, client);
       await rejectsWithStatus(
         client.call(Rpc.validateSession, { sessionToken: gone.sessionToken }),
@@ -344,12 +338,11 @@ describe('device events (outbox → QPQ_DEVICES) and device pushes', { timeout: 
         events.map((e) => e.event.op),
         [DeviceEvent_Op.OP_ADD, DeviceEvent_Op.OP_REVOKE],
       );
-      await until(
+      await waitFor(
+        'the outbox to be marked published',
         async () =>
           (await svc.ctx.db.selectFrom('device_events').select('op').where('published_at', 'is', null).execute())
             .length === 0,
-        5_000,
-        'the outbox to be marked published',
       );
 
       // A crash between publishing and marking: the rows are published again, and JetStream drops the repeats.

@@ -15,18 +15,13 @@ import {
   type GroupStateBytes,
   type KeyPackageBundle,
 } from '@qpq/crypto';
-import { openDatabase } from '@qpq/db';
 import { DeliveryServiceService, type EnqueueRequest, type EnqueueResponse } from '@qpq/proto';
-import { readEnv, type Identity, type RpcClient } from '@qpq/runtime';
-import { rejectsWithStatus, ServiceTestBed } from '@qpq/testnet';
-import type { Kysely } from 'kysely';
+import type { Identity } from '@qpq/runtime';
+import { rejectsWithStatus, waitFor } from '@qpq/testnet';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
-import { deliveryEnv, envToConfig, type DeliveryConfig } from './config.js';
-import type { DeliveryTables } from './db/schema.js';
-import { DeliveryService } from './index.js';
-import { bytes, newDevice, rejection, sameBytes, uuidv7, waitFor } from './test-helpers.js';
+import { describe, it } from 'node:test';
+import { bytes, deliveryUnderTest, newDevice, rejection, sameBytes, uuidv7 } from './test-helpers.js';
 
 const { enqueue: Enqueue, fetch: Fetch } = DeliveryServiceService;
 
@@ -65,14 +60,10 @@ async function addCommit(
 }
 
 describe('commit ordering, Welcomes and disappearing messages', () => {
-  let bed: ServiceTestBed;
-  let cfg: DeliveryConfig;
-  let service: DeliveryService;
-  let gateway: RpcClient;
-  let db: Kysely<DeliveryTables>;
+  const delivery = deliveryUnderTest();
 
   const send = (sender: Identity, fields: Partial<EnqueueRequest> & { payload: Uint8Array; to: Identity[] }) =>
-    gateway.call(
+    delivery.gateway.call(
       Enqueue,
       {
         messageId: fields.messageId ?? uuidv7(),
@@ -84,15 +75,16 @@ describe('commit ordering, Welcomes and disappearing messages', () => {
       },
       { identity: sender },
     );
-  const fetchAll = (device: Identity) => gateway.call(Fetch, { afterSeq: 0n, limit: 500 }, { identity: device });
+  const fetchAll = (device: Identity) =>
+    delivery.gateway.call(Fetch, { afterSeq: 0n, limit: 500 }, { identity: device });
   const messageRows = (messageIds: string[]) =>
-    db
+    delivery.db
       .selectFrom('messages')
       .select(['message_id', 'accepted_at', 'expires_at', 'group_id'])
       .where('message_id', 'in', messageIds)
       .execute();
   const mailboxRows = (devices: Identity[]) =>
-    db
+    delivery.db
       .selectFrom('mailbox')
       .select(['device_id', 'seq'])
       .where(
@@ -101,24 +93,6 @@ describe('commit ordering, Welcomes and disappearing messages', () => {
         devices.map((d) => d.deviceId),
       )
       .execute();
-
-  before(
-    async () => {
-      bed = await ServiceTestBed.create({ service: 'delivery' });
-      cfg = envToConfig(readEnv(deliveryEnv, bed.env({ QPQ_GC_INTERVAL: '100ms' })));
-      ({ service, gateway } = await bed.startService(() => DeliveryService.create(cfg)));
-      db = await openDatabase<DeliveryTables>({ url: bed.databaseUrl, schema: 'delivery' });
-    },
-    { timeout: 120_000 },
-  );
-
-  after(
-    async () => {
-      await db?.destroy();
-      await bed?.destroy(() => service?.stop());
-    },
-    { timeout: 60_000 },
-  );
 
   it('accepts exactly one of 12 concurrent Commits per epoch and delivers only the winner’s Welcome', async () => {
     const alice = await newMember('alice');
@@ -180,8 +154,8 @@ describe('commit ordering, Welcomes and disappearing messages', () => {
       const proof = winner.value.welcomeDeliveryProof;
       assert.ok(proof);
       assert.deepEqual(proof.recipientDeviceIds, [winnerJoiner.server.deviceId]);
-      assert.equal(verifyDeliveryProof(proof, envelope.payload, service.proofPublicKey), true);
-      assert.equal(verifyDeliveryProof(proof, requests[w]!.payload, service.proofPublicKey), false);
+      assert.equal(verifyDeliveryProof(proof, envelope.payload, delivery.service.proofPublicKey), true);
+      assert.equal(verifyDeliveryProof(proof, requests[w]!.payload, delivery.service.proofPublicKey), false);
       const kind = decodePayload(envelope.payload);
       assert.equal(kind.$case, 'welcome');
       const joined = await joinFromWelcome(kind.value.welcome, (ref) =>
@@ -233,7 +207,7 @@ describe('commit ordering, Welcomes and disappearing messages', () => {
     const accepted = await send(alice.server, { payload: next.payload, to: [bob], welcome: next.welcome });
     assert.equal(accepted.duplicate, false);
 
-    const metrics = await (await globalThis.fetch(`http://${service.httpAddress}/metrics`)).text();
+    const metrics = await (await globalThis.fetch(`http://${delivery.service.httpAddress}/metrics`)).text();
     const conflicts = /^qpq_delivery_commit_conflicts_total(?:\{[^}]*\})? (\d+)/m.exec(metrics);
     assert.ok(conflicts && Number(conflicts[1]) >= 23, `conflict counter: ${conflicts?.[0]}`);
   });
@@ -245,7 +219,10 @@ describe('commit ordering, Welcomes and disappearing messages', () => {
     const app = await encryptMessage(created.state, bytes('hello'));
     const commit = await addCommit(created.state, bob);
     const opaque = randomBytes(200);
-    const before = await db.selectFrom('messages').select('id').execute();
+    const before = await delivery.db.selectFrom('messages').select('id').execute();
+    /** The Commit as it should be sent, but for `change` to its Welcome. */
+    const withWelcome = (change: Partial<typeof commit.welcome>) =>
+      send(alice.server, { payload: commit.payload, to: [bob.server], welcome: { ...commit.welcome, ...change } });
 
     const cases: [string, () => Promise<unknown>, RegExp][] = [
       [
@@ -288,45 +265,18 @@ describe('commit ordering, Welcomes and disappearing messages', () => {
       ],
       [
         'Welcome that is a Commit',
-        () =>
-          send(alice.server, {
-            payload: commit.payload,
-            to: [bob.server],
-            welcome: { ...commit.welcome, payload: commit.payload },
-          }),
+        () => withWelcome({ payload: commit.payload }),
         /welcome.payload is not a padded E2EPayload.welcome/,
       ],
       [
         'Welcome without recipients',
-        () =>
-          send(alice.server, {
-            payload: commit.payload,
-            to: [bob.server],
-            welcome: { ...commit.welcome, recipientDeviceIds: [] },
-          }),
+        () => withWelcome({ recipientDeviceIds: [] }),
         /welcome.recipient_device_ids is empty/,
       ],
-      [
-        'Welcome with a bad message id',
-        () =>
-          send(alice.server, {
-            payload: commit.payload,
-            to: [bob.server],
-            welcome: { ...commit.welcome, messageId: 'x' },
-          }),
-        /welcome.message_id must be a UUID/,
-      ],
+      ['Welcome with a bad message id', () => withWelcome({ messageId: 'x' }), /welcome.message_id must be a UUID/],
       [
         'Welcome with a repeated recipient',
-        () =>
-          send(alice.server, {
-            payload: commit.payload,
-            to: [bob.server],
-            welcome: {
-              ...commit.welcome,
-              recipientDeviceIds: [bob.server.deviceId, bob.server.deviceId.toUpperCase()],
-            },
-          }),
+        () => withWelcome({ recipientDeviceIds: [bob.server.deviceId, bob.server.deviceId.toUpperCase()] }),
         /listed more than once in welcome.recipient_device_ids/,
       ],
     ];
@@ -335,27 +285,17 @@ describe('commit ordering, Welcomes and disappearing messages', () => {
       assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT, `${what}: ${err.details}`);
       assert.match(err.details, message, what);
     }
-    const oversize = await rejection(
-      send(alice.server, {
-        payload: commit.payload,
-        to: [bob.server],
-        welcome: { ...commit.welcome, payload: new Uint8Array(cfg.maxPayloadBytes + 1) },
-      }),
-    );
+    const oversize = await rejection(withWelcome({ payload: new Uint8Array(delivery.cfg.maxPayloadBytes + 1) }));
     assert.equal(oversize.code, GrpcStatus.RESOURCE_EXHAUSTED);
     assert.match(oversize.details, /^welcome.payload of 262145 bytes is larger than the limit/);
     const tooMany = await rejection(
-      send(alice.server, {
-        payload: commit.payload,
-        to: [bob.server],
-        welcome: { ...commit.welcome, recipientDeviceIds: Array.from({ length: 1001 }, () => newDevice().deviceId) },
-      }),
+      withWelcome({ recipientDeviceIds: Array.from({ length: 1001 }, () => newDevice().deviceId) }),
     );
     assert.equal(tooMany.code, GrpcStatus.RESOURCE_EXHAUSTED);
 
-    assert.equal((await db.selectFrom('messages').select('id').execute()).length, before.length);
+    assert.equal((await delivery.db.selectFrom('messages').select('id').execute()).length, before.length);
     assert.deepEqual(
-      await db
+      await delivery.db
         .selectFrom('group_epochs')
         .select('epoch')
         .where('group_id', '=', Buffer.from(created.groupId))
@@ -500,8 +440,8 @@ describe('commit ordering, Welcomes and disappearing messages', () => {
     const lifetime = (id: string) => rows.get(id)!.expires_at.getTime() - rows.get(id)!.accepted_at.getTime();
     assert.equal(lifetime(plain.messageId), 1000);
     assert.equal(lifetime(commit.welcome.messageId), 1000, 'the Welcome expires with its Commit');
-    assert.equal(lifetime(kept.messageId), cfg.messageTtlMs);
-    assert.equal(lifetime(capped.messageId), cfg.messageTtlMs, 'QPQ_MESSAGE_TTL caps ttl_seconds');
+    assert.equal(lifetime(kept.messageId), delivery.cfg.messageTtlMs);
+    assert.equal(lifetime(capped.messageId), delivery.cfg.messageTtlMs, 'QPQ_MESSAGE_TTL caps ttl_seconds');
     assert.equal((await fetchAll(bob)).envelopes.length, 4);
     assert.equal((await fetchAll(carol.server)).envelopes.length, 1);
 

@@ -1,33 +1,23 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { subjects } from '@qpq/bus';
-import { openDatabase } from '@qpq/db';
 import { DeliveryProof, DeliveryServiceService, Push, type EnqueueResponse } from '@qpq/proto';
-import { readEnv, type RpcClient, type Identity } from '@qpq/runtime';
-import { ServiceTestBed } from '@qpq/testnet';
-import { sql, type Kysely } from 'kysely';
-import type { NatsConnection } from 'nats';
+import type { Identity } from '@qpq/runtime';
+import { waitFor } from '@qpq/testnet';
+import { sql } from 'kysely';
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { deliveryEnv, envToConfig, type DeliveryConfig } from './config.js';
-import type { DeliveryTables } from './db/schema.js';
+import { describe, it } from 'node:test';
 import { DeliveryService } from './index.js';
 import { verifyDeliveryProof } from '@qpq/crypto';
-import { bytes, newDevice, rejection, sameBytes, text, uuidv7, waitFor } from './test-helpers.js';
+import { bytes, deliveryUnderTest, newDevice, rejection, sameBytes, text, uuidv7 } from './test-helpers.js';
 
 const { enqueue: Enqueue, fetch: Fetch, ack: Ack } = DeliveryServiceService;
 const MAX_PAYLOAD = 256 * 1024;
 
 describe('delivery service', () => {
-  let bed: ServiceTestBed;
-  let cfg: DeliveryConfig;
-  let service: DeliveryService;
-  let gateway: RpcClient;
-  let stranger: RpcClient;
-  let db: Kysely<DeliveryTables>;
-  let nc: NatsConnection;
+  const delivery = deliveryUnderTest();
 
   const enqueue = (sender: Identity, recipients: Identity[], payload: Uint8Array, messageId = uuidv7()) =>
-    gateway.call(
+    delivery.gateway.call(
       Enqueue,
       {
         messageId,
@@ -40,47 +30,30 @@ describe('delivery service', () => {
       { identity: sender },
     );
   const fetchAfter = (device: Identity, afterSeq = 0n, limit = 0) =>
-    gateway.call(Fetch, { afterSeq, limit }, { identity: device });
-  const ack = (device: Identity, upToSeq: bigint) => gateway.call(Ack, { upToSeq }, { identity: device });
+    delivery.gateway.call(Fetch, { afterSeq, limit }, { identity: device });
+  const ack = (device: Identity, upToSeq: bigint) => delivery.gateway.call(Ack, { upToSeq }, { identity: device });
   const seqOf = (res: EnqueueResponse, device: Identity) =>
     res.recipients.find((r) => r.deviceId === device.deviceId)?.seq;
   const count = async (table: 'messages' | 'mailbox' | 'device_cursors') =>
     Number(
       (
-        await db
+        await delivery.db
           .selectFrom(table)
           .select((eb) => eb.fn.countAll<string>().as('n'))
           .executeTakeFirstOrThrow()
       ).n,
     );
 
-  // Hooks carry timeouts: a stuck dependency fails the run instead of hanging it.
-  before(
-    async () => {
-      bed = await ServiceTestBed.create({ service: 'delivery' });
-      cfg = envToConfig(readEnv(deliveryEnv, bed.env({ QPQ_GC_INTERVAL: '100ms' })));
-      ({ service, gateway, stranger, nc } = await bed.startService(() => DeliveryService.create(cfg)));
-      db = await openDatabase<DeliveryTables>({ url: bed.databaseUrl, schema: 'delivery' });
-    },
-    { timeout: 120_000 },
-  );
-
-  after(
-    async () => {
-      await db?.destroy();
-      await bed?.destroy(() => service?.stop());
-    },
-    { timeout: 60_000 },
-  );
-
   it('refuses calls whose identity does not come from the gateway', async () => {
     const alice = newDevice();
-    const fromStranger = await rejection(stranger.call(Fetch, { afterSeq: 0n, limit: 0 }, { identity: alice }));
+    const fromStranger = await rejection(
+      delivery.stranger.call(Fetch, { afterSeq: 0n, limit: 0 }, { identity: alice }),
+    );
     assert.equal(fromStranger.code, GrpcStatus.UNAUTHENTICATED);
-    const noIdentity = await rejection(gateway.call(Fetch, { afterSeq: 0n, limit: 0 }));
+    const noIdentity = await rejection(delivery.gateway.call(Fetch, { afterSeq: 0n, limit: 0 }));
     assert.equal(noIdentity.code, GrpcStatus.UNAUTHENTICATED);
     const enqueueFromStranger = await rejection(
-      stranger.call(
+      delivery.stranger.call(
         Enqueue,
         {
           messageId: uuidv7(),
@@ -169,8 +142,8 @@ describe('delivery service', () => {
     assert.ok(proof);
     assert.deepEqual(proof.recipientDeviceIds, devices.map((d) => d.deviceId).sort());
     assert.ok(proof.acceptedAtMs >= BigInt(before) && proof.acceptedAtMs <= BigInt(Date.now()));
-    sameBytes(proof.serverPublicKey, service.proofPublicKey, 'server public key');
-    assert.equal(verifyDeliveryProof(proof, payload, service.proofPublicKey), true);
+    sameBytes(proof.serverPublicKey, delivery.service.proofPublicKey, 'server public key');
+    assert.equal(verifyDeliveryProof(proof, payload, delivery.service.proofPublicKey), true);
 
     const encoded = DeliveryProof.encode(proof).finish();
     let flips = 0;
@@ -185,7 +158,7 @@ describe('delivery service', () => {
       }
       flips++;
       assert.equal(
-        verifyDeliveryProof(decoded, payload, service.proofPublicKey),
+        verifyDeliveryProof(decoded, payload, delivery.service.proofPublicKey),
         false,
         `byte ${i} of the encoded proof flipped`,
       );
@@ -199,7 +172,7 @@ describe('delivery service', () => {
     const bob = newDevice('bob');
     const big = new Uint8Array(256 * 1024).fill(7);
     for (let i = 0; i < 6; i++) {
-      await gateway.call(
+      await delivery.gateway.call(
         Enqueue,
         {
           messageId: uuidv7(),
@@ -234,7 +207,7 @@ describe('delivery service', () => {
     for (let i = 1; i <= 5; i++) {
       const messageId = uuidv7();
       ids.push(messageId);
-      await gateway.call(
+      await delivery.gateway.call(
         Enqueue,
         {
           messageId,
@@ -287,9 +260,14 @@ describe('delivery service', () => {
       sent.push(await enqueue(alice, [bob, carol], bytes(`m${i}`), messageIds[i - 1]));
     }
     const mailboxOf = async (d: Identity) =>
-      (await db.selectFrom('mailbox').select('seq').where('device_id', '=', d.deviceId).orderBy('seq').execute()).map(
-        (r) => r.seq,
-      );
+      (
+        await delivery.db
+          .selectFrom('mailbox')
+          .select('seq')
+          .where('device_id', '=', d.deviceId)
+          .orderBy('seq')
+          .execute()
+      ).map((r) => r.seq);
 
     assert.equal((await ack(bob, 2n)).ackedUpToSeq, 2n);
     assert.deepEqual(await mailboxOf(bob), [3n, 4n]);
@@ -309,7 +287,7 @@ describe('delivery service', () => {
       ['m1', 'm2', 'm3', 'm4'],
     );
     const payloadsLeft = () =>
-      db
+      delivery.db
         .selectFrom('messages')
         .select(sql<number>`count(payload)::int`.as('n'))
         .where('message_id', 'in', messageIds)
@@ -335,7 +313,7 @@ describe('delivery service', () => {
       await enqueue(alice, recipients, bytes(`m${i}`), messageIds[i]);
     }
     await Promise.all(recipients.map((d) => ack(d, 20n)));
-    const left = await db
+    const left = await delivery.db
       .selectFrom('messages')
       .select(sql<number>`count(payload)::int`.as('n'))
       .where('message_id', 'in', messageIds)
@@ -350,13 +328,13 @@ describe('delivery service', () => {
     const carol = newDevice('carol');
     const seen: { device: string; push: Push; committed: boolean }[] = [];
     const subs = [bob, carol].map((d) =>
-      nc.subscribe(subjects.push(d.deviceId), {
+      delivery.nc.subscribe(subjects.push(d.deviceId), {
         callback: (err, msg) => {
           if (err) return;
           const push = Push.decode(msg.data);
           const seq = push.kind?.$case === 'envelope' ? push.kind.value.seq : -1n;
           // Read with another connection the moment the push arrives: the row must already be visible.
-          void db
+          void delivery.db
             .selectFrom('mailbox')
             .select('seq')
             .where('device_id', '=', d.deviceId)
@@ -366,10 +344,10 @@ describe('delivery service', () => {
         },
       }),
     );
-    await nc.flush();
+    await delivery.nc.flush();
     const messageId = uuidv7();
     const payload = bytes('pushed');
-    await gateway.call(
+    await delivery.gateway.call(
       Enqueue,
       {
         messageId,
@@ -426,7 +404,7 @@ describe('delivery service', () => {
       ['bad message id', enqueue(alice, [bob], bytes('x'), 'not-a-uuid'), /message_id must be a UUID/],
       [
         'bad recipient',
-        gateway.call(
+        delivery.gateway.call(
           Enqueue,
           {
             messageId: uuidv7(),
@@ -457,13 +435,13 @@ describe('delivery service', () => {
     await enqueue(alice, [bob], bytes('fresh'));
     const oldId = (await fetchAfter(bob)).envelopes[0]?.messageId;
     assert.ok(oldId && seqOf(old, bob) === 1n);
-    await db
+    await delivery.db
       .updateTable('messages')
       .set({ expires_at: new Date(Date.now() - 1000) })
       .where('message_id', '=', oldId)
       .execute();
     await waitFor('the sweep', async () =>
-      (await db.selectFrom('messages').select('id').where('message_id', '=', oldId).executeTakeFirst())
+      (await delivery.db.selectFrom('messages').select('id').where('message_id', '=', oldId).executeTakeFirst())
         ? undefined
         : true,
     );
@@ -478,15 +456,15 @@ describe('delivery service', () => {
     );
     assert.equal(got.lastSeq, 2n, 'seqs never restart after expiry');
     assert.equal(
-      (await db.selectFrom('mailbox').select('seq').where('device_id', '=', bob.deviceId).execute()).length,
+      (await delivery.db.selectFrom('mailbox').select('seq').where('device_id', '=', bob.deviceId).execute()).length,
       1,
     );
   });
 
   it('serves probes and metrics', async () => {
-    const ready = await globalThis.fetch(`http://${service.httpAddress}/readyz`);
+    const ready = await globalThis.fetch(`http://${delivery.service.httpAddress}/readyz`);
     assert.equal(ready.status, 200);
-    const metrics = await (await globalThis.fetch(`http://${service.httpAddress}/metrics`)).text();
+    const metrics = await (await globalThis.fetch(`http://${delivery.service.httpAddress}/metrics`)).text();
     assert.match(metrics, /qpq_delivery_enqueued_messages_total/);
     assert.match(metrics, /qpq_delivery_duplicates_total/);
     assert.match(metrics, /qpq_delivery_fanout_devices_bucket/);
@@ -497,14 +475,14 @@ describe('delivery service', () => {
     const bob = newDevice('bob');
     const payload = bytes('before restart');
     const first = await enqueue(alice, [bob], payload);
-    const publicKey = service.proofPublicKey;
+    const publicKey = delivery.service.proofPublicKey;
 
-    await service.stop();
-    gateway.close();
-    service = await DeliveryService.create(cfg).then((s) => s.start());
-    gateway = bed.clientAs('gateway', service.grpcAddress);
+    await delivery.service.stop();
+    delivery.gateway.close();
+    delivery.service = await DeliveryService.create(delivery.cfg).then((s) => s.start());
+    delivery.gateway = delivery.bed.clientAs('gateway', delivery.service.grpcAddress);
 
-    assert.deepEqual(service.proofPublicKey, publicKey);
+    assert.deepEqual(delivery.service.proofPublicKey, publicKey);
     const got = await fetchAfter(bob);
     assert.deepEqual(
       got.envelopes.map((e) => text(e.payload)),
@@ -515,14 +493,14 @@ describe('delivery service', () => {
     assert.equal(seqOf(second, bob), 2n);
     assert.ok(second.deliveryProof && first.deliveryProof);
     assert.ok(verifyDeliveryProof(second.deliveryProof, after, publicKey));
-    assert.ok(verifyDeliveryProof(first.deliveryProof, payload, service.proofPublicKey));
+    assert.ok(verifyDeliveryProof(first.deliveryProof, payload, delivery.service.proofPublicKey));
   });
 
   it('goes unready without NATS but still accepts messages (the device fetches)', async () => {
-    await nc.close();
-    await bed.nats.stop();
+    await delivery.nc.close();
+    await delivery.bed.nats.stop();
     await waitFor('/readyz to turn 503', async () =>
-      (await globalThis.fetch(`http://${service.httpAddress}/readyz`)).status === 503 ? true : undefined,
+      (await globalThis.fetch(`http://${delivery.service.httpAddress}/readyz`)).status === 503 ? true : undefined,
     );
     const bob = newDevice('bob');
     const res = await enqueue(newDevice('alice'), [bob], bytes('while NATS is down'));

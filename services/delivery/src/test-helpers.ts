@@ -1,7 +1,60 @@
 // Shared by this service's tests (not exported from the package).
-import type { Identity } from '@qpq/runtime';
+import { openDatabase } from '@qpq/db';
+import { readEnv, type Identity, type RpcClient } from '@qpq/runtime';
+import { ServiceTestBed } from '@qpq/testnet';
+import type { Kysely } from 'kysely';
+import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { after, before } from 'node:test';
+import { deliveryEnv, envToConfig, type DeliveryConfig } from './config.js';
+import type { DeliveryTables } from './db/schema.js';
+import { DeliveryService } from './index.js';
+
+/** The running delivery service and what its tests reach it with; filled in by the suite's before(). */
+export interface DeliveryUnderTest {
+  bed: ServiceTestBed;
+  cfg: DeliveryConfig;
+  /** A test that restarts the service puts the new one (and its `gateway` client) here; after() stops it. */
+  service: DeliveryService;
+  /** Calls with the gateway's certificate: identity metadata is honoured. */
+  gateway: RpcClient;
+  /** Calls with another internal certificate: identity metadata must be ignored. */
+  stranger: RpcClient;
+  nc: NatsConnection;
+  /** The service's own schema, to look at what it stored. */
+  db: Kysely<DeliveryTables>;
+}
+
+/**
+ * The delivery service on a ServiceTestBed of its own (sweeping expired rows every 100 ms) for the
+ * calling suite: registers the suite's before() and after() hooks, and returns what they fill in.
+ */
+export function deliveryUnderTest(): DeliveryUnderTest {
+  const delivery: Partial<DeliveryUnderTest> = {};
+  // Hooks carry timeouts: a stuck dependency fails the run instead of hanging it.
+  before(
+    async () => {
+      const bed = await ServiceTestBed.create({ service: 'delivery' });
+      delivery.bed = bed; // at once: after() destroys the bed even when the service fails to start
+      const cfg = envToConfig(readEnv(deliveryEnv, bed.env({ QPQ_GC_INTERVAL: '100ms' })));
+      Object.assign(delivery, { cfg }, await bed.startService(() => DeliveryService.create(cfg)));
+      delivery.db = await openDatabase<DeliveryTables>({ url: bed.databaseUrl, schema: 'delivery' });
+    },
+    { timeout: 120_000 },
+  );
+  after(
+    async () => {
+      await delivery.db?.destroy();
+      await delivery.bed?.destroy(async () => {
+        await delivery.service?.stop();
+      });
+    },
+    { timeout: 60_000 },
+  );
+  // The tests run only after before() has filled in every field.
+  return delivery as DeliveryUnderTest;
+}
 
 /** A client UUIDv7: 48-bit milliseconds, version 7, variant 10. */
 export function uuidv7(): string {
@@ -34,15 +87,4 @@ export async function rejection(promise: Promise<unknown>): Promise<{ code: numb
     return err as { code: number; details: string };
   }
   assert.fail('the call succeeded but should have been refused');
-}
-
-/** Polls `get` every 50 ms until it returns something, failing the test after `timeoutMs`. */
-export async function waitFor<T>(what: string, get: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

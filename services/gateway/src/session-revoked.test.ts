@@ -3,80 +3,28 @@
  * real QUIC clients: what the gateway does when one of its attached devices is revoked.
  */
 import { AuthService, authEnv, envToConfig as authConfig } from '@qpq/auth';
-import {
-  AuthServiceService as Auth,
-  SessionServiceService as Session,
-  type FinishLoginRequest,
-  type FinishLoginResponse,
-  type Push,
-} from '@qpq/proto';
+import { AuthServiceService as Auth, SessionServiceService as Session, type Push } from '@qpq/proto';
 import { readEnv } from '@qpq/runtime';
-import { freeTcpPort, ServiceTestBed } from '@qpq/testnet';
+import {
+  callGateway as call,
+  existingDevice,
+  freeTcpPort,
+  gatewayCaller,
+  newDevice,
+  opaqueLogin,
+  opaqueRegister,
+  ServiceTestBed,
+  waitFor,
+} from '@qpq/testnet';
 import { GatewayConnection, RpcError, StatusCode } from '@qpq/wire';
-import * as opaque from '@serenity-kit/opaque';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayConfig } from './config.js';
 import { GatewayService } from './index.js';
 
 process.env.QPQ_LOG_LEVEL ??= 'warn';
-
-interface Method<Req, Res> {
-  path: string;
-  requestSerialize(value: Req): Buffer;
-  responseDeserialize(value: Buffer): Res;
-}
-
-async function call<Req, Res>(conn: GatewayConnection, method: Method<Req, Res>, request: Req): Promise<Res> {
-  const answer = await conn.request(method.path, new Uint8Array(method.requestSerialize(request)), 20_000);
-  return method.responseDeserialize(Buffer.from(answer));
-}
-
-const toWire = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
-const fromWire = (b: Uint8Array) => Buffer.from(b).toString('base64url');
-
-async function register(conn: GatewayConnection, username: string, password: string): Promise<void> {
-  const reg = opaque.client.startRegistration({ password });
-  const started = await call(conn, Auth.startRegistration, {
-    username,
-    registrationRequest: toWire(reg.registrationRequest),
-  });
-  const { registrationRecord } = opaque.client.finishRegistration({
-    clientRegistrationState: reg.clientRegistrationState,
-    registrationResponse: fromWire(started.registrationResponse),
-    password,
-  });
-  await call(conn, Auth.finishRegistration, { username, registrationRecord: toWire(registrationRecord) });
-}
-
-async function login(
-  conn: GatewayConnection,
-  username: string,
-  password: string,
-  device: FinishLoginRequest['device'],
-): Promise<FinishLoginResponse> {
-  const start = opaque.client.startLogin({ password });
-  const started = await call(conn, Auth.startLogin, { username, startLoginRequest: toWire(start.startLoginRequest) });
-  const finished = opaque.client.finishLogin({
-    clientLoginState: start.clientLoginState,
-    loginResponse: fromWire(started.loginResponse),
-    password,
-  });
-  assert.ok(finished, 'the OPAQUE client accepts the server');
-  return call(conn, Auth.finishLogin, {
-    loginId: started.loginId,
-    finishLoginRequest: toWire(finished.finishLoginRequest),
-    device,
-  });
-}
-
-const newDevice = (name: string): FinishLoginRequest['device'] => ({
-  $case: 'newDevice',
-  value: { identityKey: randomBytes(32), name },
-});
 
 async function expectStatus(p: Promise<unknown>, code: number, message: string | RegExp): Promise<void> {
   await assert.rejects(p, (err: unknown) => {
@@ -86,14 +34,6 @@ async function expectStatus(p: Promise<unknown>, code: number, message: string |
     else assert.match(err.message, message);
     return true;
   });
-}
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 describe('gateway and a revoked device', { timeout: 120_000 }, () => {
@@ -116,7 +56,6 @@ describe('gateway and a revoked device', { timeout: 120_000 }, () => {
   };
 
   before(async () => {
-    await opaque.ready;
     bed = await ServiceTestBed.create({ service: 'auth', certNames: ['edge'], env: { QPQ_DOMAIN: 'localhost' } });
     ({ service: auth } = await bed.startService(() => AuthService.create(authConfig(readEnv(authEnv, bed.env())))));
     const nowhere = `127.0.0.1:${await freeTcpPort()}`;
@@ -155,13 +94,15 @@ describe('gateway and a revoked device', { timeout: 120_000 }, () => {
     const phone = await connect();
     const laptop = await connect();
     const laptopAgain = await connect();
-    await register(phone, username, 'pw');
-    const phoneSession = await login(phone, username, 'pw', newDevice('phone'));
-    const laptopSession = await login(laptop, username, 'pw', newDevice('laptop'));
-    const laptopSecond = await login(laptopAgain, username, 'pw', {
-      $case: 'deviceId',
-      value: laptopSession.deviceId,
-    });
+    await opaqueRegister(gatewayCaller(phone), username, 'pw');
+    const phoneSession = await opaqueLogin(gatewayCaller(phone), username, 'pw', newDevice('phone'));
+    const laptopSession = await opaqueLogin(gatewayCaller(laptop), username, 'pw', newDevice('laptop'));
+    const laptopSecond = await opaqueLogin(
+      gatewayCaller(laptopAgain),
+      username,
+      'pw',
+      existingDevice(laptopSession.deviceId),
+    );
     await call(phone, Session.attach, { sessionToken: phoneSession.sessionToken });
     await call(laptop, Session.attach, { sessionToken: laptopSession.sessionToken });
     await call(laptopAgain, Session.attach, { sessionToken: laptopSecond.sessionToken });
@@ -174,7 +115,7 @@ describe('gateway and a revoked device', { timeout: 120_000 }, () => {
     await call(phone, Auth.revokeDevice, { deviceId: laptopSession.deviceId });
 
     const revokedPush = { $case: 'sessionRevoked', value: { deviceId: laptopSession.deviceId } };
-    await until(() => laptopPushes.length > 0 && laptopAgainPushes.length > 0, 5_000, 'SessionRevoked on both');
+    await waitFor('SessionRevoked on both', () => laptopPushes.length > 0 && laptopAgainPushes.length > 0);
     assert.deepEqual(
       laptopPushes.map((p) => p.kind),
       [revokedPush],
@@ -203,7 +144,7 @@ describe('gateway and a revoked device', { timeout: 120_000 }, () => {
     );
     // Public methods still work on the detached connection: the laptop logs in as a new device.
     await expectStatus(
-      login(laptop, username, 'pw', { $case: 'deviceId', value: laptopSession.deviceId }),
+      opaqueLogin(gatewayCaller(laptop), username, 'pw', existingDevice(laptopSession.deviceId)),
       StatusCode.PERMISSION_DENIED,
       'this device was revoked; log in as a new device',
     );
@@ -214,7 +155,7 @@ describe('gateway and a revoked device', { timeout: 120_000 }, () => {
       remaining.devices.map((d) => d.deviceId),
       [phoneSession.deviceId],
     );
-    await until(() => phonePushes.length > 0, 5_000, 'DevicesChanged on the phone');
+    await waitFor('DevicesChanged on the phone', () => phonePushes.length > 0);
     assert.deepEqual(
       phonePushes.map((p) => p.kind),
       [
