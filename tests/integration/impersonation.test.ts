@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import {
   addMembers,
+  commitChanges,
   createGroup,
   encryptMessage,
   generateDeviceKeys,
@@ -108,16 +109,21 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
     const groupId = new Uint8Array(32);
     const group = await createGroup(keys, `alice@localhost/${mallory.deviceId}`, groupId);
     const added = await addMembers(group.state, [claimed.keyPackages[0]!.keyPackage]);
+    // The Welcome travels with its Commit (the delivery service takes it no other way).
     await call(mallory.conn, DeliveryServiceService.enqueue, {
       messageId: uuidv7(),
-      recipientDeviceIds: [bobAccount.deviceId],
-      payload: payload({
-        $case: 'welcome',
-        value: { welcome: added.welcome, conversationKind: 'dm', settings: undefined },
-      }),
+      recipientDeviceIds: [mallory.deviceId],
+      payload: payload({ $case: 'mlsMessage', value: added.commit }),
       groupId,
       ttlSeconds: 0,
-      welcome: undefined,
+      welcome: {
+        messageId: uuidv7(),
+        recipientDeviceIds: [bobAccount.deviceId],
+        payload: payload({
+          $case: 'welcome',
+          value: { welcome: added.welcome, conversationKind: 'dm', settings: undefined },
+        }),
+      },
     });
     const content = AppContent.encode({
       id: uuidv7(),
@@ -200,14 +206,18 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
     const added = await addMembers(group.state, [claimed.keyPackages[0]!.keyPackage, t2Kp!.publicBytes]);
     await call(t1.conn, DeliveryServiceService.enqueue, {
       messageId: uuidv7(),
-      recipientDeviceIds: [bobAccount.deviceId],
-      payload: payload({
-        $case: 'welcome',
-        value: { welcome: added.welcome, conversationKind: 'dm', settings: undefined },
-      }),
+      recipientDeviceIds: [t1.deviceId],
+      payload: payload({ $case: 'mlsMessage', value: added.commit }),
       groupId: group.groupId,
       ttlSeconds: 0,
-      welcome: undefined,
+      welcome: {
+        messageId: uuidv7(),
+        recipientDeviceIds: [bobAccount.deviceId, t2.deviceId],
+        payload: payload({
+          $case: 'welcome',
+          value: { welcome: added.welcome, conversationKind: 'dm', settings: undefined },
+        }),
+      },
     });
     const t2State = (await joinFromWelcome(added.welcome, (ref) => (ref === t2Kp!.ref ? t2Kp : undefined))).state;
     const text = (t: string) =>
@@ -240,5 +250,85 @@ describe('impersonation through MLS credential names', { timeout: 240_000 }, () 
       ),
       warnings.map((w) => w.message).join('\n'),
     );
+  });
+
+  test('a leaf auth does not vouch for, added by a member, stops bob sending there until a member removes it', async () => {
+    const victor = await registerMallory(net, 'victor', await generateDeviceKeys());
+    mallories.push(victor);
+    const bobAccount = (await bob.account())!;
+    const { warnings } = listen(bob);
+    // Victor makes an honest group with bob…
+    const claimed = await call(victor.conn, KeyPackageServiceService.claimKeyPackages, {
+      username: 'bob',
+      deviceIds: [],
+    });
+    const group = await createGroup(victor.keys, `victor@localhost/${victor.deviceId}`);
+    const added = await commitChanges(group.state, { add: [claimed.keyPackages[0]!.keyPackage] });
+    await call(victor.conn, DeliveryServiceService.enqueue, {
+      messageId: uuidv7(),
+      recipientDeviceIds: [victor.deviceId],
+      payload: payload({ $case: 'mlsMessage', value: added.commit }),
+      groupId: group.groupId,
+      ttlSeconds: 0,
+      welcome: {
+        messageId: uuidv7(),
+        recipientDeviceIds: [bobAccount.deviceId],
+        payload: payload({
+          $case: 'welcome',
+          value: {
+            welcome: added.welcome!,
+            conversationKind: 'group',
+            settings: { name: 'ghosts', disappearAfterMs: 0n },
+          },
+        }),
+      },
+    });
+    await bob.receive();
+    const conv = (await bob.conversations()).find((c) => c.name === 'ghosts');
+    assert.ok(conv, 'bob joined the honest group');
+    await bob.send(conv.id, 'hello victor');
+
+    // …then adds a device of an account auth has never heard of, with a key of his choosing.
+    const [ghost] = await generateKeyPackages(await generateDeviceKeys(), `ghost@localhost/${uuidv7()}`, 1);
+    const sneaky = await commitChanges(added.state, { add: [ghost!.publicBytes] });
+    await call(victor.conn, DeliveryServiceService.enqueue, {
+      messageId: uuidv7(),
+      recipientDeviceIds: [bobAccount.deviceId],
+      payload: payload({ $case: 'mlsMessage', value: sneaky.commit }),
+      groupId: group.groupId,
+      ttlSeconds: 0,
+      welcome: {
+        messageId: uuidv7(),
+        recipientDeviceIds: [uuidv7()],
+        payload: payload({
+          $case: 'welcome',
+          value: { welcome: sneaky.welcome!, conversationKind: 'group', settings: undefined },
+        }),
+      },
+    });
+    await bob.receive();
+    assert.ok(
+      warnings.some((w) => /ghost@localhost\/\S+ belongs to no account auth knows/.test(w.message)),
+      warnings.map((w) => w.message).join('\n'),
+    );
+    // Bob (the only other honest member) removes the ghost; until then he sends nothing there.
+    const sendsNow = await bob.send(conv.id, 'is anyone else here?').then(
+      () => 'sent',
+      (err: Error) => err.message,
+    );
+    // Either it was refused, or a removal of the ghost (queued before the send) had already gone out.
+    if (sendsNow === 'sent') {
+      assert.ok(
+        !(await bob.members(conv.id)).some((m) => m.address === 'ghost@localhost'),
+        'sent only without the ghost',
+      );
+    } else {
+      assert.match(sendsNow, /refusing to send in #ghosts: .*ghost@localhost/);
+    }
+    await waitFor('bob removes the ghost', async () => {
+      const members = await bob.members(conv.id);
+      return members.some((m) => m.address === 'ghost@localhost') ? undefined : true;
+    });
+    await bob.send(conv.id, 'just us again');
   });
 });

@@ -65,25 +65,33 @@ export class AccountDevices {
       for (const [groupId, group] of Object.entries(doc.groups)) {
         const conv = doc.conversations[group.conversation];
         if (!conv || conv.left) continue;
-        const work = workFor(unb64(group.state), me.address, active, group.pendingRemovals ?? []);
+        const work = workFor(unb64(group.state), me.address, active, group.pendingRemovals ?? [], group.untrusted);
         if (!work) continue;
         if (work.rank > 0 && !eager) {
           waitFor = Math.max(waitFor, work.rank * RANK_DELAY_MS);
           continue;
         }
         const claimed = new Map<string, Change['add'][number]>();
-        const outcome = await changeGroup(this.changes, groupId, async (state, g) => {
-          const now = workFor(state, me.address, active, g.pendingRemovals ?? []);
-          if (!now) return undefined;
-          const unclaimed = now.missing.filter((d) => !claimed.has(d));
-          if (unclaimed.length > 0) {
-            for (const c of await directory.claim(me.username, unclaimed)) claimed.set(c.deviceId, c);
-          }
-          const add = now.missing.map((d) => claimed.get(d)).filter((c): c is Change['add'][number] => !!c);
-          if (add.length < now.missing.length) retry = true;
-          if (add.length === 0 && now.remove.length === 0) return undefined;
-          return { add, remove: now.remove, historyFor: add.map((c) => c.deviceId) };
-        });
+        let outcome;
+        try {
+          outcome = await changeGroup(this.changes, groupId, async (state, g) => {
+            const now = workFor(state, me.address, active, g.pendingRemovals ?? [], g.untrusted);
+            if (!now) return undefined;
+            const unclaimed = now.missing.filter((d) => !claimed.has(d));
+            if (unclaimed.length > 0) {
+              for (const c of await directory.claim(me.username, unclaimed)) claimed.set(c.deviceId, c);
+            }
+            const add = now.missing.map((d) => claimed.get(d)).filter((c): c is Change['add'][number] => !!c);
+            if (add.length < now.missing.length) retry = true;
+            if (add.length === 0 && now.remove.length === 0) return undefined;
+            return { add, remove: now.remove, historyFor: add.map((c) => c.deviceId) };
+          });
+        } catch (err) {
+          // One group that cannot be brought in step must not hold up the others: say so, try later.
+          this.core.warn(err);
+          retry = true;
+          continue;
+        }
         if (outcome === 'queued') retry = true;
       }
       if (retry && this.retries < RETRIES) {
@@ -137,7 +145,7 @@ export class AccountDevices {
 
 /**
  * What is to be done in one group: this account's active devices that are missing, and leaves to remove
- * (this account's revoked devices; every device of members who left). `rank` orders the devices that
+ * (this account's revoked devices; every device of members who left; members auth does not vouch for). `rank` orders the devices that
  * may do it. Undefined when nothing is to be done.
  */
 export function workFor(
@@ -145,6 +153,7 @@ export function workFor(
   ownAddress: string,
   activeOwn: ReadonlySet<string>,
   leaving: readonly string[],
+  untrusted: Readonly<Record<string, string>> = {},
 ): { missing: string[]; remove: string[]; rank: number } | undefined {
   const info = groupInfo(state);
   const members = info.members.map((identity) => ({ identity, ...parseDeviceIdentity(identity) }));
@@ -153,11 +162,19 @@ export function workFor(
   const present = new Set(ownMembers.map((m) => m.deviceId));
   const missing = [...activeOwn].filter((d) => !present.has(d)).sort();
   const revoked = ownMembers.filter((m) => !activeOwn.has(m.deviceId)).map((m) => m.identity);
-  const left = members.filter((m) => leaving.includes(m.address)).map((m) => m.identity);
+  const left = members
+    .filter((m) => leaving.includes(m.address) || m.identity in untrusted)
+    .map((m) => m.identity)
+    .filter((identity) => !revoked.includes(identity));
   if (missing.length === 0 && revoked.length === 0 && left.length === 0) return undefined;
   // This account's own work goes to its own devices first; removing those who left, to anyone remaining.
   const candidates = (missing.length > 0 || revoked.length > 0 ? ownMembers : members)
-    .filter((m) => !leaving.includes(m.address) && (m.address !== ownAddress || activeOwn.has(m.deviceId)))
+    .filter(
+      (m) =>
+        !leaving.includes(m.address) &&
+        !(m.identity in untrusted) &&
+        (m.address !== ownAddress || activeOwn.has(m.deviceId)),
+    )
     .map((m) => m.deviceId)
     .sort();
   const rank = Math.max(0, candidates.indexOf(ownDeviceId));

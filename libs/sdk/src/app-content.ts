@@ -51,7 +51,9 @@ export function applyContent(
         shown: false,
         ...(from === own ? { delivered: true } : {}),
         ...(body.value.replyTo ? { replyTo: body.value.replyTo } : {}),
-        ...(ttl > 0 ? { expiresAtMs: Number(content.sentAtMs) + ttl } : {}),
+        // From the sender's clock, but never later than from this device's: a sender cannot keep a
+        // disappearing message here longer by writing a future time.
+        ...(ttl > 0 ? { expiresAtMs: Math.min(Number(content.sentAtMs), arrival.now) + ttl } : {}),
       };
       if (!appendHistory(conv, entry)) return { events: [] };
       return { message: toReceived(conv, entry), events: [] };
@@ -109,8 +111,9 @@ export function applyContent(
       return { events: from === own || !body.value.active || stale ? [] : [{ kind: 'typing', conversation: c, from }] };
     }
     case 'settings': {
-      if (kindOf(conv) === 'dm' && body.value.name) return { events: [] };
-      conv.settings = { name: body.value.name, disappearAfterMs: Number(body.value.disappearAfterMs) };
+      const settings = checkedSettings(body.value, kindOf(conv));
+      if (!settings) return { events: [] };
+      conv.settings = settings;
       return {
         events: [
           {
@@ -142,6 +145,28 @@ export function applyContent(
     default:
       return { events: [] };
   }
+}
+
+/** Longest group name accepted, from this device or another. */
+export const MAX_GROUP_NAME_LENGTH = 64;
+const MAX_TIMER_MS = 365 * 24 * 3600 * 1000;
+
+/**
+ * Settings another member sent (or a Welcome carried), as this device takes them: a name of printable
+ * characters without spaces (never one for a DM), a timer of 0 or 1 s to 365 days. Undefined: refused.
+ */
+export function checkedSettings(
+  settings: { name: string; disappearAfterMs: bigint },
+  kind: 'dm' | 'group',
+): { name: string; disappearAfterMs: number } | undefined {
+  const timer = Number(settings.disappearAfterMs);
+  if (!Number.isSafeInteger(timer) || timer < 0 || (timer > 0 && timer < 1000) || timer > MAX_TIMER_MS)
+    return undefined;
+  const name = settings.name;
+  if (kind === 'dm') return name ? undefined : { name: '', disappearAfterMs: timer };
+  // eslint-disable-next-line no-control-regex
+  if (!name || name.length > MAX_GROUP_NAME_LENGTH || /[\s\u0000-\u001f\u007f-\u009f]/.test(name)) return undefined;
+  return { name, disappearAfterMs: timer };
 }
 
 function describe(conv: ConversationRecord): string {

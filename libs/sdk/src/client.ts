@@ -295,9 +295,9 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     if (opts.stayConnected) this.session.stayConnected();
     await this.attach(account);
     if (!this.synced) {
-      this.synced = true;
       // Catch up before anything else: a Welcome waiting in the mailbox decides which group a send uses.
       await this.receive();
+      this.synced = true;
       this.inBackground(() => this.flushOutbox());
       this.inBackground(() => this.keyPackages.replenish());
       // A device change may have happened while this one was away.

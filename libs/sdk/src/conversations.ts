@@ -1,5 +1,6 @@
 // Conversations in the local store: DMs (keyed by the peer's address) and groups (keyed by the MLS group
 // id in hex), their histories, and the read-only views the SDK hands out. Pure functions on the document.
+import { groupInfo, parseDeviceIdentity } from '@qpq/crypto';
 import type { ConversationRecord, HistoryEntry, StoreDocument } from './store-document.js';
 import type { ConversationSummary, HistoryItem, MessageStatus, ReceivedMessage } from './views.js';
 
@@ -198,4 +199,25 @@ export function summaryOf(conv: ConversationRecord, members: string[]): Conversa
     disappearAfterMs: conv.settings?.disappearAfterMs ?? 0,
     left: conv.left ?? false,
   };
+}
+
+/**
+ * After a Commit: accounts that asked to leave and are gone need no removal any more, and untrusted
+ * members that are gone no longer hold the group back.
+ */
+export function pruneGone(doc: StoreDocument, groupId: string): void {
+  const group = doc.groups[groupId];
+  if (!group || (!group.pendingRemovals?.length && !group.untrusted)) return;
+  const members = groupInfo(Buffer.from(group.state, 'base64')).members;
+  const present = new Set(members.map((m) => parseDeviceIdentity(m).address));
+  if (group.pendingRemovals) {
+    group.pendingRemovals = group.pendingRemovals.filter((a) => present.has(a));
+    if (group.pendingRemovals.length === 0) delete group.pendingRemovals;
+  }
+  if (group.untrusted) {
+    for (const identity of Object.keys(group.untrusted)) {
+      if (!members.includes(identity)) delete group.untrusted[identity];
+    }
+    if (Object.keys(group.untrusted).length === 0) delete group.untrusted;
+  }
 }

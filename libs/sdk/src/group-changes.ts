@@ -58,6 +58,14 @@ export async function changeGroup(
 ): Promise<'accepted' | 'queued' | 'nothing'> {
   const { core } = deps;
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    // A Commit of ours for this group still in the outbox goes first: it may already have won its epoch.
+    if ((await core.store.read()).outbox.some((e) => e.kind === 'commit' && e.groupId === groupId)) {
+      try {
+        await core.outbox.flush();
+      } catch {
+        return 'queued';
+      }
+    }
     await deps.catchUp();
     const doc = await core.store.read();
     const group = doc.groups[groupId];
@@ -129,7 +137,7 @@ async function queueCommit(
     groupId,
     // The Commit goes to every other member (the removed ones included: they learn they are out). A
     // group of one still sends it, to this device, so the server learns the group's epoch.
-    recipientDeviceIds: soleMember ? [me.deviceId] : others.map((m) => parseDeviceIdentity(m).deviceId),
+    recipientDeviceIds: soleMember ? [me.deviceId] : [...new Set(others.map((m) => parseDeviceIdentity(m).deviceId))],
     payload: b64(mlsPayload(committed.commit)),
     createdAtMs: now,
     attempts: 0,

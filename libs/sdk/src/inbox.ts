@@ -7,16 +7,25 @@ import {
   groupMembers,
   joinFromWelcome,
   parseDeviceIdentity,
+  peekFraming,
   processMessage,
   type GroupMember,
 } from '@qpq/crypto';
 import { AppContent, DeliveryServiceService, type Envelope } from '@qpq/proto';
-import { applyContent } from './app-content.js';
-import { addDmGroup, addGroupConversation, kindOf, nameOf, purgeExpired } from './conversations.js';
+import { applyContent, checkedSettings } from './app-content.js';
+import {
+  addDmGroup,
+  addGroupConversation,
+  pruneGone,
+  kindOf,
+  nameOf,
+  preferredGroup,
+  purgeExpired,
+} from './conversations.js';
 import { b64, type ClientCore, domainOf, hex, unb64, usernameOf } from './core.js';
 import { Directory } from './directory.js';
 import { QpqClientError } from './errors.js';
-import { addedMemberProblem, welcomeProblem, type KnownAccount } from './member-check.js';
+import { addedMemberProblem, welcomeCheck, type KnownAccount } from './member-check.js';
 import type { StoreDocument } from './store-document.js';
 import type { ConversationEvent, ReceivedMessage } from './views.js';
 
@@ -30,7 +39,7 @@ interface BatchOutcome {
   events: ConversationEvent[];
   warnings: QpqClientError[];
   /** Members added by Commits in this batch, checked against the directory after the batch. */
-  added: { conversation: string; member: GroupMember }[];
+  added: { groupId: string; conversation: string; dmPeer?: string; member: GroupMember }[];
   /** Groups whose membership this device may have to act on (leaves, this account's devices). */
   attention: boolean;
 }
@@ -209,8 +218,8 @@ export class Inbox {
       if (!accounts.has(senderAddress)) {
         throw new Error(`refused a Welcome from ${senderAddress}: auth does not know that account`);
       }
-      const problem = welcomeProblem(members, senderIdentity, known);
-      if (problem !== undefined) throw new Error(`refused a Welcome from ${senderIdentity}: ${problem}`);
+      const check = welcomeCheck(members, senderIdentity, known);
+      if (check.problem !== undefined) throw new Error(`refused a Welcome from ${senderIdentity}: ${check.problem}`);
       const bundleKind = kind.value.conversationKind || 'dm';
       if (bundleKind === 'dm') {
         // A DM is between this account and one other; named by the other, never by what a credential says.
@@ -220,12 +229,9 @@ export class Inbox {
         doc.groups[groupId] = { conversation: peer, state: b64(joined.state), createdAtMs: Date.now() };
         addDmGroup(doc, peer, groupId);
       } else if (bundleKind === 'group') {
-        const settings = kind.value.settings;
+        const settings = kind.value.settings && checkedSettings(kind.value.settings, 'group');
         doc.groups[groupId] = { conversation: groupId, state: b64(joined.state), createdAtMs: Date.now() };
-        const conv = addGroupConversation(doc, groupId, {
-          name: settings?.name ?? '',
-          disappearAfterMs: Number(settings?.disappearAfterMs ?? 0n),
-        });
+        const conv = addGroupConversation(doc, groupId, settings ?? { name: '', disappearAfterMs: 0 });
         outcome.events.push({
           kind: 'membership',
           conversation: groupId,
@@ -234,10 +240,13 @@ export class Inbox {
       } else {
         throw new Error(`refused a Welcome from ${senderIdentity}: unknown conversation kind ${bundleKind}`);
       }
-      const conv = doc.conversations[doc.groups[groupId]!.conversation];
-      if (conv && kindOf(conv) === 'dm' && kind.value.settings) {
-        conv.settings = { name: '', disappearAfterMs: Number(kind.value.settings.disappearAfterMs) };
+      if (Object.keys(check.untrusted).length > 0) {
+        doc.groups[groupId]!.untrusted = check.untrusted;
+        outcome.attention = true;
       }
+      const conv = doc.conversations[doc.groups[groupId]!.conversation];
+      const dmSettings = kind.value.settings && checkedSettings(kind.value.settings, 'dm');
+      if (conv && kindOf(conv) === 'dm' && dmSettings) conv.settings = dmSettings;
       return;
     }
     if (kind.$case !== 'mlsMessage') throw new Error('unknown payload');
@@ -250,6 +259,7 @@ export class Inbox {
     }
     const conv = doc.conversations[group.conversation];
     if (!conv) throw new Error('the message is for a conversation this device no longer has');
+    adoptOwnCommit(doc, groupId, kind.value);
     const before = groupInfo(unb64(group.state)).members.map((m) => parseDeviceIdentity(m).address);
     const result = await processMessage(unb64(group.state), kind.value);
     if (result.kind === 'commit') {
@@ -258,7 +268,9 @@ export class Inbox {
       if (result.removedSelf) {
         delete doc.groups[groupId];
         conv.groupIds = conv.groupIds.filter((g) => g !== groupId);
-        if (conv.groupIds.length === 0) conv.left = true;
+        conv.sendGroupId = preferredGroup(conv.groupIds);
+        // A DM can start again with a new group; a group conversation is over for this account.
+        if (conv.groupIds.length === 0 && kindOf(conv) === 'group') conv.left = true;
         outcome.events.push({
           kind: 'membership',
           conversation: conv.peer,
@@ -270,7 +282,14 @@ export class Inbox {
       const members = groupMembers(result.state);
       for (const identity of result.added) {
         const member = members.find((m) => m.identity === identity);
-        if (member) outcome.added.push({ conversation: conv.peer, member });
+        if (member) {
+          outcome.added.push({
+            groupId,
+            conversation: conv.peer,
+            ...(kindOf(conv) === 'dm' ? { dmPeer: conv.peer } : {}),
+            member,
+          });
+        }
       }
       const describe = (ids: string[]) => [...new Set(ids.map((i) => parseDeviceIdentity(i).address))];
       const present = new Set(members.map((m) => parseDeviceIdentity(m.identity).address));
@@ -285,10 +304,7 @@ export class Inbox {
         for (const a of gone)
           outcome.events.push({ kind: 'membership', conversation: conv.peer, text: `${a} left #${nameOf(conv)}` });
       }
-      if (group.pendingRemovals?.length) {
-        group.pendingRemovals = group.pendingRemovals.filter((a) => present.has(a));
-        if (group.pendingRemovals.length === 0) delete group.pendingRemovals;
-      }
+      pruneGone(doc, groupId);
       return;
     }
     // A leaf's name is only what the member who added it wrote; the envelope's sender is authenticated.
@@ -319,21 +335,33 @@ export class Inbox {
 
   /**
    * A member added by a Commit is named by whoever added it: check each against the identity keys auth
-   * lists, and warn (naming the conversation) about any that do not match.
+   * lists (and, in a DM, that it belongs to one of its two accounts). One that fails is marked untrusted:
+   * nothing is sent in that group until it is removed, and members remove it. A check that cannot run
+   * now (auth unreachable) is a warning.
    */
   private async checkAdded(outcome: BatchOutcome, directory: Directory): Promise<void> {
-    for (const { conversation, member } of outcome.added) {
+    const own = (await this.core.me()).address;
+    const failed: { groupId: string; identity: string; problem: string }[] = [];
+    for (const { groupId, conversation, dmPeer, member } of outcome.added) {
       let address: string;
       try {
         address = parseDeviceIdentity(member.identity).address;
       } catch {
-        outcome.warnings.push(new QpqClientError(`${conversation}: a member was added under no device identity`));
+        failed.push({ groupId, identity: member.identity, problem: `${member.identity} is not a device identity` });
+        continue;
+      }
+      if (dmPeer !== undefined && address !== own && address !== dmPeer) {
+        failed.push({
+          groupId,
+          identity: member.identity,
+          problem: `${member.identity} was added to the direct conversation with ${dmPeer}, which holds only its two accounts`,
+        });
         continue;
       }
       try {
         const account = await directory.account(usernameOf(address));
         const problem = addedMemberProblem(member, account?.address === address ? account : undefined);
-        if (problem) outcome.warnings.push(new QpqClientError(`${conversation}: ${problem}`));
+        if (problem) failed.push({ groupId, identity: member.identity, problem });
       } catch (err) {
         outcome.warnings.push(
           new QpqClientError(`${conversation}: could not check the added member ${member.identity}`, undefined, {
@@ -342,7 +370,44 @@ export class Inbox {
         );
       }
     }
+    if (failed.length === 0) return;
+    await this.core.store.update((doc) => {
+      for (const f of failed) {
+        const group = doc.groups[f.groupId];
+        if (!group) continue;
+        (group.untrusted ??= {})[f.identity] = f.problem;
+      }
+    });
+    for (const f of failed) {
+      outcome.warnings.push(
+        new QpqClientError(`${f.problem}: nothing is sent in that conversation until it is removed`),
+      );
+    }
+    outcome.attention = true;
   }
+}
+
+/**
+ * A message of the epoch after ours, while a Commit of ours for our epoch waits unapplied in the
+ * outbox, means the delivery service accepted that Commit (its answer was lost, or the outbox has not
+ * been told yet): envelopes arrive in seq order, so a competing Commit that won would have come first.
+ * The group moves to the Commit's state before the message is processed, instead of forking.
+ */
+function adoptOwnCommit(doc: StoreDocument, groupId: string, message: Uint8Array): void {
+  const group = doc.groups[groupId];
+  const pending = doc.outbox.find((e) => e.kind === 'commit' && e.groupId === groupId && !e.commit?.applied);
+  if (!group || !pending?.commit) return;
+  let epoch: bigint | undefined;
+  try {
+    epoch = peekFraming(message).epoch;
+  } catch {
+    return; // processMessage reports it
+  }
+  const ours = groupInfo(unb64(group.state)).epoch;
+  if (epoch === undefined || ours !== BigInt(pending.commit.epoch) || epoch !== ours + 1n) return;
+  group.state = pending.commit.newState;
+  pending.commit.applied = true;
+  pruneGone(doc, groupId);
 }
 
 function keyPackageBundle(doc: StoreDocument, ref: string) {

@@ -46,20 +46,38 @@ export function welcomeProblem(
   senderIdentity: string,
   accounts: readonly KnownAccount[],
 ): string | undefined {
+  const check = welcomeCheck(members, senderIdentity, accounts);
+  return check.problem ?? Object.values(check.untrusted)[0];
+}
+
+/**
+ * A Welcome checked member by member. `problem`: refuse the group (a member of an account not in
+ * `accounts`, a key that is not its device's identity key, a sender that is not a member). `untrusted`:
+ * members auth does not list as devices (revoked ones, or forged names) — the group may be kept, but
+ * nothing is sent in it until they are removed.
+ */
+export function welcomeCheck(
+  members: readonly GroupMember[],
+  senderIdentity: string,
+  accounts: readonly KnownAccount[],
+): { problem?: string; untrusted: Record<string, string> } {
+  const untrusted: Record<string, string> = {};
   if (!members.some((m) => m.identity === senderIdentity)) {
-    return `its sender ${senderIdentity} is not a member of the group`;
+    return { problem: `its sender ${senderIdentity} is not a member of the group`, untrusted };
   }
   for (const member of members) {
     const problem = memberProblem(member, accounts);
-    if (problem !== undefined) return problem;
+    if (problem === undefined) continue;
+    if (problem.unlisted) untrusted[member.identity] = problem.text;
+    else return { problem: problem.text, untrusted };
   }
-  return undefined;
+  return { untrusted };
 }
 
 /** Why a member added by a Commit must not be trusted, or undefined when auth lists it with that key. */
 export function addedMemberProblem(member: GroupMember, account: KnownAccount | undefined): string | undefined {
   if (!account) return `${member.identity} belongs to no account auth knows`;
-  return memberProblem(member, [account]);
+  return memberProblem(member, [account])?.text;
 }
 
 /** Why a KeyPackage handed out for `peer` must not be used, or undefined when it names one of their devices. */
@@ -71,25 +89,32 @@ export function keyPackageProblem(
   if (keyPackage.identity !== `${peer.address}/${claimedDeviceId}`) {
     return `the KeyPackage given for device ${claimedDeviceId} names ${keyPackage.identity}`;
   }
-  return memberProblem(keyPackage, [peer], 'the KeyPackage of');
+  return memberProblem(keyPackage, [peer], 'the KeyPackage of')?.text;
 }
 
-function memberProblem(member: GroupMember, accounts: readonly KnownAccount[], what = 'member'): string | undefined {
+/** `unlisted`: the account is known but auth lists no such device (revoked, or never registered). */
+function memberProblem(
+  member: GroupMember,
+  accounts: readonly KnownAccount[],
+  what = 'member',
+): { text: string; unlisted?: true } | undefined {
   let parsed: { address: string; deviceId: string };
   try {
     parsed = parseDeviceIdentity(member.identity);
   } catch {
-    return `${what} ${JSON.stringify(member.identity)} is not a device identity`;
+    return { text: `${what} ${JSON.stringify(member.identity)} is not a device identity` };
   }
   const account = accounts.find((a) => a.address === parsed.address);
   if (!account) {
     const owners = accounts.map((a) => a.address);
-    return `${what} ${member.identity} belongs to ${owners.length > 1 ? `neither ${owners.join(' nor ')}` : `another account than ${owners.join('')}`}`;
+    return {
+      text: `${what} ${member.identity} belongs to ${owners.length > 1 ? `neither ${owners.join(' nor ')}` : `another account than ${owners.join('')}`}`,
+    };
   }
   const device = account.devices.find((d) => d.deviceId === parsed.deviceId);
-  if (!device) return `${what} ${member.identity} is not a device of ${account.address}`;
+  if (!device) return { text: `${what} ${member.identity} is not a device of ${account.address}`, unlisted: true };
   if (!sameBytes(device.identityKey, member.signaturePublicKey)) {
-    return `${what} ${member.identity} signs with another key than that device's identity key`;
+    return { text: `${what} ${member.identity} signs with another key than that device's identity key` };
   }
   return undefined;
 }

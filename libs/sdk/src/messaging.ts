@@ -4,7 +4,7 @@
 import { createGroup as createMlsGroup, encryptMessage, groupInfo, mlsPayload, parseDeviceIdentity } from '@qpq/crypto';
 import { AppContent } from '@qpq/proto';
 import { v7 as uuidv7 } from 'uuid';
-import { applyContent } from './app-content.js';
+import { applyContent, MAX_GROUP_NAME_LENGTH } from './app-content.js';
 import { addDmGroup, addGroupConversation, historyItems, kindOf, nameOf, summaryOf } from './conversations.js';
 import { b64, type ClientCore, domainOf, hex, unb64, usernameOf } from './core.js';
 import { Directory } from './directory.js';
@@ -16,7 +16,6 @@ import type { ConversationSummary, HistoryItem, MemberSummary } from './views.js
 
 /** Longest text a message may carry, in UTF-8 bytes (far below the delivery service's payload limit). */
 export const MAX_TEXT_BYTES = 64 * 1024;
-export const MAX_GROUP_NAME_LENGTH = 64;
 /** Typing indicators are worth nothing later: the server drops them after this long. */
 const TYPING_TTL_SECONDS = 60;
 
@@ -208,6 +207,10 @@ export class Messaging {
       if (conv.left) throw new UsageError(`you are no longer in ${describe(conv)}`);
       const group = doc.groups[conv.sendGroupId];
       if (!group) throw new QpqClientError(`the group of ${describe(conv)} is missing`);
+      const distrusted = Object.values(group.untrusted ?? {});
+      if (distrusted.length > 0 && body.$case !== 'leave') {
+        throw new QpqClientError(`refusing to send in ${describe(conv)}: ${distrusted[0]} (members remove it)`);
+      }
       const state = unb64(group.state);
       const info = groupInfo(state);
       let recipients = info.members.filter((m) => m !== info.ownIdentity);
@@ -238,7 +241,7 @@ export class Messaging {
         kind: 'application',
         conversation: conv.peer,
         groupId: conv.sendGroupId,
-        recipientDeviceIds: recipients.map((m) => parseDeviceIdentity(m).deviceId),
+        recipientDeviceIds: [...new Set(recipients.map((m) => parseDeviceIdentity(m).deviceId))],
         payload: b64(mlsPayload(encrypted.message)),
         createdAtMs: sentAtMs,
         attempts: 0,

@@ -1,4 +1,5 @@
 import { groupInfo } from '@qpq/crypto';
+import { pruneGone } from './conversations.js';
 import { DeliveryProofError, GrpcCode, QpqClientError, isRateLimit, isRetryable, isRpcFailure } from './errors.js';
 import type { LocalStore } from './store.js';
 import type { OutboxEntry, StoreDocument } from './store-document.js';
@@ -184,6 +185,7 @@ function applyAcceptedCommit(doc: StoreDocument, entry: OutboxEntry): void {
   if (!commit || commit.applied || !group) return;
   if (groupInfo(Buffer.from(group.state, 'base64')).epoch !== BigInt(commit.epoch)) return;
   group.state = commit.newState;
+  pruneGone(doc, entry.groupId);
 }
 
 /**

@@ -55,6 +55,11 @@ export interface GroupRecord {
   createdAtMs: number;
   /** Accounts (addresses) that asked to leave: a remaining member commits their removal. */
   pendingRemovals?: string[];
+  /**
+   * Members auth does not vouch for (identity → why): nothing is sent in the group while any is in it,
+   * and members remove them.
+   */
+  untrusted?: Record<string, string>;
 }
 
 export interface ConversationRecord {

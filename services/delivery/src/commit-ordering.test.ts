@@ -243,6 +243,11 @@ describe('commit ordering, Welcomes and disappearing messages', () => {
         /group_id differs/,
       ],
       [
+        'a Welcome on its own, without its Commit',
+        () => send(alice.server, { payload: commit.welcome.payload, to: [bob.server] }),
+        /a Welcome travels only with its Commit/,
+      ],
+      [
         'Welcome with an opaque payload',
         () => send(alice.server, { payload: opaque, to: [bob.server], welcome: commit.welcome }),
         /welcome is allowed only with an MLS Commit/,

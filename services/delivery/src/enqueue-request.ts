@@ -61,6 +61,11 @@ export function validateEnqueue(request: EnqueueRequest, cfg: DeliveryConfig): V
       commit = { groupId, epoch: framing.epoch };
     }
   }
+  // A Welcome on its own would let a member bring someone into a fork of the group that no Commit
+  // ordered: it travels only in EnqueueRequest.welcome, beside the Commit that won its epoch.
+  if (isWelcome(message.payload)) {
+    throw new InvalidArgumentError('a Welcome travels only with its Commit, in EnqueueRequest.welcome');
+  }
   if (groupId.length > MAX_GROUP_ID_BYTES) {
     throw new InvalidArgumentError(`group_id is longer than ${MAX_GROUP_ID_BYTES} bytes`);
   }
