@@ -324,6 +324,12 @@ describe('groups and devices', { timeout: 600_000 }, () => {
       Array.from({ length: 10 }, (_, i) => `before link a${i}`),
     );
     assert.ok(history.filter((h) => h.from === `${a}@localhost`).every((h) => h.direction === 'out'));
+    // It came through the group of ann's own devices, which no conversation list shows.
+    assert.equal((await a2.store.read()).conversations['~self']?.kind, 'self');
+    assert.deepEqual(
+      (await a2.conversations()).map((c) => c.id),
+      [`${b}@localhost`],
+    );
     // And it is in the conversation from now on, both ways.
     await b1.sendText(a, 'after link');
     await waitFor('a2 gets new messages', async () =>

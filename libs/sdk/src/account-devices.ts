@@ -7,7 +7,9 @@ import { AuthServiceService } from '@qpq/proto';
 import { type ClientCore, unb64 } from './core.js';
 import { Directory } from './directory.js';
 import { UsageError } from './errors.js';
-import { changeGroup, type Change, type GroupChangeDeps } from './group-changes.js';
+import { changeGroup, createLocalGroup, type Change, type GroupChangeDeps } from './group-changes.js';
+import { SELF_CONVERSATION, addSelfGroup, visibleConversations } from './conversations.js';
+import type { StoreDocument } from './store-document.js';
 import type { DeviceSummary, SafetyNumber } from './views.js';
 
 /** How long a device of rank r waits before doing what the device before it did not: r × this. */
@@ -84,7 +86,9 @@ export class AccountDevices {
             const add = now.missing.map((d) => claimed.get(d)).filter((c): c is Change['add'][number] => !!c);
             if (add.length < now.missing.length) retry = true;
             if (add.length === 0 && now.remove.length === 0) return undefined;
-            return { add, remove: now.remove, historyFor: add.map((c) => c.deviceId) };
+            // The history goes to new devices through the group of this account's own devices only.
+            const history = conv.kind === 'self' && add.length > 0 ? { historyFor: add.map((c) => c.deviceId) } : {};
+            return { add, remove: now.remove, ...history };
           });
         } catch (err) {
           // One group that cannot be brought in step must not hold up the others: say so, try later.
@@ -94,6 +98,12 @@ export class AccountDevices {
         }
         if (outcome === 'queued') retry = true;
       }
+      try {
+        if (await this.ensureSelfGroup(doc, active, me.deviceId)) retry = true;
+      } catch (err) {
+        this.core.warn(err);
+        retry = true;
+      }
       if (retry && this.retries < RETRIES) {
         this.retries++;
         this.schedule(RETRY_DELAY_MS, true);
@@ -102,6 +112,34 @@ export class AccountDevices {
       }
       if (waitFor > 0) this.schedule(waitFor, true);
     });
+  }
+
+  /**
+   * Creates the group of this account's own devices when the account has more than one and this device
+   * holds conversations to hand over (a new, empty device waits to be added instead). Its first Commit
+   * adds the other devices, which then get every conversation's history. Returns whether some device
+   * could not be added yet (no KeyPackages).
+   */
+  private async ensureSelfGroup(
+    doc: StoreDocument,
+    active: ReadonlySet<string>,
+    ownDeviceId: string,
+  ): Promise<boolean> {
+    const self = doc.conversations[SELF_CONVERSATION];
+    if (self && self.groupIds.some((g) => doc.groups[g])) return false;
+    const others = [...active].filter((d) => d !== ownDeviceId);
+    if (others.length === 0 || visibleConversations(doc).every((c) => c.history.length === 0)) return false;
+    const me = await this.core.me();
+    const directory = new Directory(this.core.session);
+    const claimed = await directory.claim(me.username, others);
+    if (claimed.length === 0) return true;
+    const groupId = await createLocalGroup(this.core, (d, id) => addSelfGroup(d, id));
+    const outcome = await changeGroup(this.changes, groupId, async () => ({
+      add: claimed,
+      remove: [],
+      historyFor: claimed.map((c) => c.deviceId),
+    }));
+    return claimed.length < others.length || outcome === 'queued';
   }
 
   /** The safety number with `username`: both accounts' identity keys (every active device). */

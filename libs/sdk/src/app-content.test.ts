@@ -81,25 +81,38 @@ describe('applyContent', () => {
     assert.equal(conv.history[1]?.readBy, undefined);
   });
 
-  it('a leave by another account queues its removal; history hand-overs are taken only from this account', () => {
+  it('a leave by another account queues its removal', () => {
     const { conv, group: g } = group();
     say(conv, g, BOB, { $case: 'leave', value: {} });
     assert.deepEqual(g.pendingRemovals, [BOB]);
-    const chunk = {
-      transferId: 't',
-      index: 0,
-      count: 1,
-      data: new Uint8Array(
-        Buffer.from(
-          '{"format":"qpq-history-v1","entries":[{"id":"old","from":"bob@example.org","text":"old","sentAtMs":1}]}',
-        ),
-      ),
+  });
+
+  it('takes a history hand-over only from this account, only in its own devices’ group', () => {
+    const doc = emptyDocument();
+    const self: ConversationRecord = { kind: 'self', peer: '~self', sendGroupId: 's', groupIds: ['s'], history: [] };
+    const selfGroup: GroupRecord = { conversation: '~self', state: '', createdAtMs: 0 };
+    const json = {
+      format: 'qpq-history-v1',
+      conversation: { id: BOB, kind: 'dm', name: '', disappearAfterMs: 0 },
+      entries: [{ id: 'old', from: BOB, text: 'old', sentAtMs: 1 }],
     };
-    say(conv, g, BOB, { $case: 'history', value: chunk });
-    assert.equal(conv.history.length, 0, 'not from another account');
-    say(conv, g, ALICE, { $case: 'history', value: chunk });
+    const chunk = { transferId: 't', index: 0, count: 1, data: new Uint8Array(Buffer.from(JSON.stringify(json))) };
+    const handOver = (conv: ConversationRecord, g: GroupRecord, from: string) =>
+      applyContent(
+        conv,
+        g,
+        { id: `h${++seq}`, sentAtMs: 1n, body: { $case: 'history', value: chunk } },
+        { doc, from, own: ALICE, seq, now: 5_000 },
+      );
+    const filed = () => doc.conversations[BOB];
+    handOver(self, selfGroup, BOB);
+    assert.equal(filed(), undefined, 'not from another account');
+    const { conv, group: g } = group();
+    handOver(conv, g, ALICE);
+    assert.equal(filed(), undefined, 'not in a conversation group');
+    handOver(self, selfGroup, ALICE);
     assert.deepEqual(
-      conv.history.map((h) => [h.id, h.shown]),
+      filed()?.history.map((h) => [h.id, h.shown]),
       [['old', true]],
     );
   });

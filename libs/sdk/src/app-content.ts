@@ -3,7 +3,7 @@
 import type { AppContent } from '@qpq/proto';
 import { appendHistory, kindOf, toReceived } from './conversations.js';
 import { importHistory } from './history-transfer.js';
-import type { ConversationRecord, GroupRecord, HistoryEntry } from './store-document.js';
+import type { ConversationRecord, GroupRecord, HistoryEntry, StoreDocument } from './store-document.js';
 import type { ConversationEvent, ReceivedMessage } from './views.js';
 
 /** What applying one application message produced: a new message, an event, or nothing to show. */
@@ -13,6 +13,8 @@ export interface Applied {
 }
 
 export interface Arrival {
+  /** The whole store (a history hand-over files conversations other than `conv`). */
+  doc?: StoreDocument;
   /** The sender's address (authenticated by MLS and the server). */
   from: string;
   /** This account's address. */
@@ -111,7 +113,9 @@ export function applyContent(
       return { events: from === own || !body.value.active || stale ? [] : [{ kind: 'typing', conversation: c, from }] };
     }
     case 'settings': {
-      const settings = checkedSettings(body.value, kindOf(conv));
+      const kind = kindOf(conv);
+      if (kind === 'self') return { events: [] };
+      const settings = checkedSettings(body.value, kind);
       if (!settings) return { events: [] };
       conv.settings = settings;
       return {
@@ -127,9 +131,10 @@ export function applyContent(
       };
     }
     case 'history': {
-      // Only another device of this account may hand this one its history.
-      if (from !== own) return { events: [] };
-      importHistory(conv, body.value, own);
+      // Only another device of this account may hand this one its history, and only in the group of
+      // this account's own devices.
+      if (from !== own || kindOf(conv) !== 'self' || !arrival.doc) return { events: [] };
+      importHistory(arrival.doc, conv, body.value, own);
       return { events: [] };
     }
     case 'leave': {

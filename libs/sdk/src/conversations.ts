@@ -25,6 +25,27 @@ export function addDmGroup(doc: StoreDocument, peer: string, groupId: string): C
   return conv;
 }
 
+/** The key of the group of this account's own devices in StoreDocument.conversations. */
+export const SELF_CONVERSATION = '~self';
+
+/** Records that this device is in `groupId`, a group of this account's devices only. */
+export function addSelfGroup(doc: StoreDocument, groupId: string): ConversationRecord {
+  let conv = doc.conversations[SELF_CONVERSATION];
+  if (!conv) {
+    conv = { kind: 'self', peer: SELF_CONVERSATION, sendGroupId: groupId, groupIds: [groupId], history: [] };
+    doc.conversations[SELF_CONVERSATION] = conv;
+    return conv;
+  }
+  if (!conv.groupIds.includes(groupId)) conv.groupIds.push(groupId);
+  conv.sendGroupId = preferredGroup(conv.groupIds.filter((g) => doc.groups[g] || g === groupId));
+  return conv;
+}
+
+/** The conversations a person sees: every one but the group of this account's own devices. */
+export function visibleConversations(doc: StoreDocument): ConversationRecord[] {
+  return Object.values(doc.conversations).filter((c) => kindOf(c) !== 'self');
+}
+
 /** Records a group conversation (one MLS group; its id is the conversation's id). */
 export function addGroupConversation(
   doc: StoreDocument,
@@ -35,6 +56,8 @@ export function addGroupConversation(
   if (existing) {
     existing.left = false;
     existing.settings = settings;
+    if (!existing.groupIds.includes(groupId)) existing.groupIds.push(groupId);
+    existing.sendGroupId = groupId;
     return existing;
   }
   const conv: ConversationRecord = {
@@ -54,7 +77,7 @@ export function preferredGroup(groupIds: readonly string[]): string {
   return [...groupIds].sort()[0] ?? '';
 }
 
-export function kindOf(conv: ConversationRecord): 'dm' | 'group' {
+export function kindOf(conv: ConversationRecord): 'dm' | 'group' | 'self' {
   return conv.kind ?? 'dm';
 }
 
@@ -186,7 +209,7 @@ export function historyItems(conv: ConversationRecord, pendingIds: ReadonlySet<s
 }
 
 export function summaryOf(conv: ConversationRecord, members: string[]): ConversationSummary {
-  const kind = kindOf(conv);
+  const kind = kindOf(conv) === 'group' ? 'group' : 'dm';
   return {
     id: conv.peer,
     kind,

@@ -4,6 +4,7 @@
 // epoch (someone may have done the work already), and commits what is still to do.
 import {
   commitChanges,
+  createGroup,
   encryptMessage,
   groupInfo,
   mlsPayload,
@@ -13,12 +14,13 @@ import {
 } from '@qpq/crypto';
 import { AppContent, type GroupSettings } from '@qpq/proto';
 import { v7 as uuidv7 } from 'uuid';
-import { b64, type ClientCore, unb64 } from './core.js';
+import { b64, type ClientCore, hex, unb64 } from './core.js';
+import { visibleConversations } from './conversations.js';
 import type { ClaimedDevice } from './directory.js';
 import { QpqClientError } from './errors.js';
 import { exportHistory } from './history-transfer.js';
 import { addToOutbox } from './outbox.js';
-import type { GroupRecord, OutboxEntry, StoreDocument } from './store-document.js';
+import type { ConversationRecord, GroupRecord, OutboxEntry, StoreDocument } from './store-document.js';
 
 /** What one Commit should do. */
 export interface Change {
@@ -158,35 +160,54 @@ async function queueCommit(
   return entry;
 }
 
-/** Hands the conversation's history to this account's newly added devices, in the group, to them alone. */
+/**
+ * Hands every conversation's history to this account's newly added devices, in the group of this
+ * account's own devices (`groupId`), addressed to them alone.
+ */
 async function sendHistory(core: ClientCore, groupId: string, deviceIds: string[]): Promise<void> {
   await core.store.update(async (doc) => {
     const group = doc.groups[groupId];
-    const conv = group && doc.conversations[group.conversation];
-    if (!group || !conv) return;
-    const chunks = exportHistory(conv, uuidv7());
+    const holder = group && doc.conversations[group.conversation];
+    if (!group || holder?.kind !== 'self') return;
     let state = unb64(group.state);
-    for (const chunk of chunks) {
-      const id = uuidv7();
-      const content = AppContent.encode({
-        id,
-        sentAtMs: BigInt(Date.now()),
-        body: { $case: 'history', value: chunk },
-      }).finish();
-      const encrypted = await encryptMessage(state, content);
-      state = encrypted.state;
-      addToOutbox(doc, {
-        messageId: id,
-        kind: 'application',
-        conversation: group.conversation,
-        groupId,
-        recipientDeviceIds: deviceIds,
-        payload: b64(mlsPayload(encrypted.message)),
-        createdAtMs: Date.now(),
-        attempts: 0,
-      });
+    for (const conv of visibleConversations(doc)) {
+      for (const chunk of exportHistory(conv, uuidv7())) {
+        const id = uuidv7();
+        const content = AppContent.encode({
+          id,
+          sentAtMs: BigInt(Date.now()),
+          body: { $case: 'history', value: chunk },
+        }).finish();
+        const encrypted = await encryptMessage(state, content);
+        state = encrypted.state;
+        addToOutbox(doc, {
+          messageId: id,
+          kind: 'application',
+          conversation: group.conversation,
+          groupId,
+          recipientDeviceIds: deviceIds,
+          payload: b64(mlsPayload(encrypted.message)),
+          createdAtMs: Date.now(),
+          attempts: 0,
+        });
+      }
     }
     group.state = b64(state);
   });
   await core.outbox.flush().catch((err: unknown) => core.warn(err));
+}
+
+/** A new MLS group with this device alone, recorded with `record` (which returns its conversation). Returns its id. */
+export async function createLocalGroup(
+  core: ClientCore,
+  record: (doc: StoreDocument, groupId: string) => ConversationRecord,
+): Promise<string> {
+  const { keys, identity } = await core.device();
+  const created = await createGroup(keys, identity);
+  const groupId = hex(created.groupId);
+  await core.store.update((doc) => {
+    const conv = record(doc, groupId);
+    doc.groups[groupId] = { conversation: conv.peer, state: b64(created.state), createdAtMs: Date.now() };
+  });
+  return groupId;
 }

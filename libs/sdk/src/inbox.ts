@@ -14,8 +14,10 @@ import {
 import { AppContent, DeliveryServiceService, type Envelope } from '@qpq/proto';
 import { applyContent, checkedSettings } from './app-content.js';
 import {
+  SELF_CONVERSATION,
   addDmGroup,
   addGroupConversation,
+  addSelfGroup,
   pruneGone,
   kindOf,
   nameOf,
@@ -237,6 +239,13 @@ export class Inbox {
           conversation: groupId,
           text: `${senderAddress} added you to #${nameOf(conv)}`,
         });
+      } else if (bundleKind === 'self') {
+        // The group of this account's own devices: its members and its sender are this account only.
+        if (senderAddress !== own.address || memberAccounts.some((a) => a !== own.address)) {
+          throw new Error(`refused a Welcome from ${senderIdentity}: not a group of this account's devices`);
+        }
+        doc.groups[groupId] = { conversation: SELF_CONVERSATION, state: b64(joined.state), createdAtMs: Date.now() };
+        addSelfGroup(doc, groupId);
       } else {
         throw new Error(`refused a Welcome from ${senderIdentity}: unknown conversation kind ${bundleKind}`);
       }
@@ -318,6 +327,7 @@ export class Inbox {
     }
     const content = AppContent.decode(result.plaintext);
     const applied = applyContent(conv, group, content, {
+      doc,
       from,
       own: own.address,
       seq: Number(env.seq),

@@ -1,15 +1,23 @@
 // Conversations as a person uses them: DMs and groups, their members, and everything said in them
 // (texts, replies, reactions, edits, deletes, receipts, typing, settings). Every change to group state
 // runs in the client's exclusive queue; the outbox sends what was written, in order.
-import { createGroup as createMlsGroup, encryptMessage, groupInfo, mlsPayload, parseDeviceIdentity } from '@qpq/crypto';
+import { encryptMessage, groupInfo, mlsPayload, parseDeviceIdentity } from '@qpq/crypto';
 import { AppContent } from '@qpq/proto';
 import { v7 as uuidv7 } from 'uuid';
 import { applyContent, MAX_GROUP_NAME_LENGTH } from './app-content.js';
-import { addDmGroup, addGroupConversation, historyItems, kindOf, nameOf, summaryOf } from './conversations.js';
-import { b64, type ClientCore, domainOf, hex, unb64, usernameOf } from './core.js';
+import {
+  addDmGroup,
+  addGroupConversation,
+  historyItems,
+  kindOf,
+  nameOf,
+  summaryOf,
+  visibleConversations,
+} from './conversations.js';
+import { b64, type ClientCore, domainOf, unb64, usernameOf } from './core.js';
 import { Directory } from './directory.js';
 import { NoSuchUserError, QpqClientError, UsageError } from './errors.js';
-import { changeGroup, type Change, type GroupChangeDeps } from './group-changes.js';
+import { changeGroup, createLocalGroup, type Change, type GroupChangeDeps } from './group-changes.js';
 import { addToOutbox } from './outbox.js';
 import type { ConversationRecord, StoreDocument } from './store-document.js';
 import type { ConversationSummary, HistoryItem, MemberSummary } from './views.js';
@@ -36,7 +44,7 @@ export class Messaging {
     const text = ref.trim();
     if (text.startsWith('#')) return summary(doc, this.findGroup(doc, text.slice(1)), me.address);
     const existing = doc.conversations[text];
-    if (existing) return summary(doc, existing, me.address);
+    if (existing && kindOf(existing) !== 'self') return summary(doc, existing, me.address);
     const peer = peerAddress(text.replace(/^@/, ''), me.address, me.username);
     const conv = doc.conversations[peer];
     if (conv) return summary(doc, conv, me.address);
@@ -75,7 +83,7 @@ export class Messaging {
   async conversations(): Promise<ConversationSummary[]> {
     const doc = await this.core.store.read();
     const me = await this.core.me();
-    return Object.values(doc.conversations).map((c) => summary(doc, c, me.address));
+    return visibleConversations(doc).map((c) => summary(doc, c, me.address));
   }
 
   async history(conversation: string, limit?: number): Promise<HistoryItem[]> {
@@ -206,7 +214,7 @@ export class Messaging {
       const conv = this.requireConversation(doc, conversation);
       if (conv.left) throw new UsageError(`you are no longer in ${describe(conv)}`);
       const group = doc.groups[conv.sendGroupId];
-      if (!group) throw new QpqClientError(`the group of ${describe(conv)} is missing`);
+      if (!group) throw new QpqClientError(`this device is not in ${describe(conv)} (yet): a member adds it`);
       const distrusted = Object.values(group.untrusted ?? {});
       if (distrusted.length > 0 && body.$case !== 'leave') {
         throw new QpqClientError(`refusing to send in ${describe(conv)}: ${distrusted[0]} (members remove it)`);
@@ -260,7 +268,7 @@ export class Messaging {
     const me = await this.core.me();
     const peers = [...new Set(usernames.map((u) => usernameOf(peerAddress(u, me.address, me.username))))];
     return this.core.exclusive(async () => {
-      const groupId = await this.newGroup((doc, id) =>
+      const groupId = await createLocalGroup(this.core, (doc, id) =>
         addGroupConversation(doc, id, { name: clean, disappearAfterMs: 0 }),
       );
       await this.commitAddOrForget(groupId, peers);
@@ -335,21 +343,9 @@ export class Messaging {
     const account = await new Directory(this.core.session).account(usernameOf(peer));
     if (!account) throw new NoSuchUserError(usernameOf(peer));
     if (account.devices.length === 0) throw new QpqClientError(`${peer} has no device that can receive messages yet`);
-    const groupId = await this.newGroup((d, id) => addDmGroup(d, peer, id));
+    const groupId = await createLocalGroup(this.core, (d, id) => addDmGroup(d, peer, id));
     await this.commitAddOrForget(groupId, [usernameOf(peer)]);
     return peer;
-  }
-
-  /** A new MLS group with this device alone, recorded with `record`. Returns its id. */
-  private async newGroup(record: (doc: StoreDocument, groupId: string) => ConversationRecord): Promise<string> {
-    const { keys, identity } = await this.core.device();
-    const created = await createMlsGroup(keys, identity);
-    const groupId = hex(created.groupId);
-    await this.core.store.update((doc) => {
-      const conv = record(doc, groupId);
-      doc.groups[groupId] = { conversation: conv.peer, state: b64(created.state), createdAtMs: Date.now() };
-    });
-    return groupId;
   }
 
   /** The first Commit of a new group; when it cannot be made (a refused KeyPackage), the group is forgotten. */
@@ -388,7 +384,6 @@ export class Messaging {
     const done = await changeGroup(this.changes, groupId, async (state) => {
       const present = new Set(groupInfo(state).members.map((m) => parseDeviceIdentity(m).deviceId));
       const add: Change['add'] = [];
-      const historyFor: string[] = [];
       for (const username of accounts) {
         const account = (await directory.account(username))!;
         const missing = account.devices.map((d) => d.deviceId).filter((d) => !present.has(d) && d !== me.deviceId);
@@ -401,11 +396,10 @@ export class Messaging {
           const c = claimed.get(d);
           if (!c) continue; // a device without KeyPackages yet: it is added when it has some
           add.push(c);
-          if (username === me.username && !isNew) historyFor.push(d);
         }
       }
       if (add.length === 0) return undefined;
-      return { add, remove: [], ...(historyFor.length ? { historyFor } : {}) };
+      return { add, remove: [] };
     });
     if (done === 'queued' && !isNew) throw queuedError();
     if (isNew && done === 'nothing') {
@@ -419,7 +413,7 @@ export class Messaging {
 
   private requireConversation(doc: StoreDocument, conversation: string): ConversationRecord {
     const conv = doc.conversations[conversation];
-    if (!conv) throw new UsageError(`no conversation ${conversation}: /list shows them`);
+    if (!conv || kindOf(conv) === 'self') throw new UsageError(`no conversation ${conversation}: /list shows them`);
     return conv;
   }
 

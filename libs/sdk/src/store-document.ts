@@ -63,9 +63,12 @@ export interface GroupRecord {
 }
 
 export interface ConversationRecord {
-  /** Absent in stores written before groups existed: 'dm'. */
-  kind?: 'dm' | 'group';
-  /** DM: the peer's address, which is also the conversation's id. Group: the group id (hex). */
+  /**
+   * Absent in stores written before groups existed: 'dm'. 'self': the group of this account's own
+   * devices (history hand-over), never shown as a conversation.
+   */
+  kind?: 'dm' | 'group' | 'self';
+  /** DM: the peer's address, which is also the conversation's id. Group: the group id (hex). Self: '~self'. */
   peer: string;
   /** Group name and disappearing timer (absent: no name, no timer). */
   settings?: { name: string; disappearAfterMs: number };
