@@ -32,7 +32,7 @@ import {
   toClientError,
 } from './errors.js';
 import { GatewaySession, parseServerAddress, type ServerAddress } from './gateway-session.js';
-import type { GroupChangeDeps } from './group-changes.js';
+import { sendHistory, type GroupChangeDeps } from './group-changes.js';
 import { Inbox } from './inbox.js';
 import { loginAccount, registerAccount } from './opaque-flow.js';
 import { KEY_PACKAGE_POOL_SIZE, KeyPackagePool } from './key-package-pool.js';
@@ -159,7 +159,17 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
         this.emit('session-expired', new SessionExpiredError());
       }
     });
-    this.outbox = new Outbox(this.store, (entry) => this.enqueue(entry), opts.retry);
+    this.outbox = new Outbox(
+      this.store,
+      (entry) => this.enqueue(entry),
+      opts.retry,
+      (entry) => {
+        const handOver = entry.commit?.historyFor;
+        if (handOver?.length) {
+          this.inBackground(() => this.queue.run(() => sendHistory(core, entry.groupId, handOver)));
+        }
+      },
+    );
     this.keyPackages = new KeyPackagePool(this.store, this.session, () => this.device());
     const core: ClientCore = {
       store: this.store,

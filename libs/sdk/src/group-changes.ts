@@ -91,7 +91,6 @@ export async function changeGroup(
       continue;
     }
     if ((await core.store.read()).outbox.some((e) => e.messageId === entry.messageId)) return 'queued';
-    if (change.historyFor?.length) await sendHistory(core, groupId, change.historyFor);
     return 'accepted';
   }
   throw new QpqClientError(`gave up after ${MAX_ATTEMPTS} attempts: the group kept changing under this change`);
@@ -162,9 +161,10 @@ async function queueCommit(
 
 /**
  * Hands every conversation's history to this account's newly added devices, in the group of this
- * account's own devices (`groupId`), addressed to them alone.
+ * account's own devices (`groupId`), addressed to them alone. Run (in the exclusive queue) once the
+ * Commit that added them is accepted — by whichever flush sent it, now or after a restart.
  */
-async function sendHistory(core: ClientCore, groupId: string, deviceIds: string[]): Promise<void> {
+export async function sendHistory(core: ClientCore, groupId: string, deviceIds: string[]): Promise<void> {
   await core.store.update(async (doc) => {
     const group = doc.groups[groupId];
     const holder = group && doc.conversations[group.conversation];

@@ -84,6 +84,8 @@ export class Outbox {
     private readonly store: Pick<LocalStore, 'read' | 'update'>,
     private readonly enqueue: EnqueueFn,
     private readonly policy: RetryPolicy = DEFAULT_RETRY,
+    /** Told of each entry the delivery service accepted, after the store records it (whichever flush sent it). */
+    private readonly onAccepted: (entry: OutboxEntry) => void = () => undefined,
   ) {}
 
   /** Sends everything pending. Concurrent calls share one run (and a call during a run causes another pass). */
@@ -132,6 +134,7 @@ export class Outbox {
         }
         await this.store.update((doc) => markSent(doc, entry));
         result.sent.push({ entry, outcome });
+        this.onAccepted(entry);
       }
     } while (this.again);
     if (refused) throw refused;
