@@ -29,6 +29,8 @@ export {
   signDeliveryProof,
   verifyDeliveryProof,
 } from './delivery-proof.js';
+export { type KtEntryFields, encodeLogEntry } from './kt-entry.js';
+export { type TreeHeadFields, signTreeHead, treeHeadBytes, verifyTreeHead } from './tree-head.js';
 export {
   CryptoError,
   CryptoFormatError,

@@ -6,3 +6,4 @@ export * from './gen/qpq/v1/delivery.js';
 export * from './gen/qpq/v1/client.js';
 export * from './gen/qpq/v1/e2e.js';
 export * from './gen/qpq/v1/events.js';
+export * from './gen/qpq/v1/ktlog.js';

@@ -17,7 +17,7 @@ import {
   type OwnedProcess,
 } from './processes.js';
 
-export type BackendName = 'auth' | 'keypackage' | 'delivery';
+export type BackendName = 'auth' | 'keypackage' | 'delivery' | 'ktlog';
 /** A process of the network: a backend by its name, a gateway as `gateway-<index>`. */
 export type ServiceName = BackendName | `gateway-${number}`;
 
@@ -71,8 +71,8 @@ interface ServiceState {
   expectingExit: boolean;
 }
 
-const BACKENDS: readonly BackendName[] = ['auth', 'keypackage', 'delivery'];
-const CERT_NAMES = ['gateway', 'auth', 'keypackage', 'delivery', 'edge'];
+const BACKENDS: readonly BackendName[] = ['auth', 'keypackage', 'delivery', 'ktlog'];
+const CERT_NAMES = ['gateway', 'auth', 'keypackage', 'delivery', 'ktlog', 'edge'];
 const READY_TIMEOUT_MS = 60_000;
 /** Services drain for at most this long in a test network, so destroy() fits its 20 s. */
 const DEFAULT_DRAIN_TIMEOUT = '3s';
@@ -374,6 +374,7 @@ export class TestNetwork {
             QPQ_AUTH_ADDR: backendAddr.auth ?? '',
             QPQ_KEYPACKAGE_ADDR: backendAddr.keypackage ?? '',
             QPQ_DELIVERY_ADDR: backendAddr.delivery ?? '',
+            QPQ_KTLOG_ADDR: backendAddr.ktlog ?? '',
           },
         },
         opts,

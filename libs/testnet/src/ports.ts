@@ -16,6 +16,7 @@ export const FIXED_PORTS = {
   auth: { grpc: 7101, http: 9101 },
   keypackage: { grpc: 7102, http: 9102 },
   delivery: { grpc: 7103, http: 9103 },
+  ktlog: { grpc: 7104, http: 9104 },
 } as const;
 
 export const LOOPBACK = '127.0.0.1';

@@ -17,7 +17,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from '@qpq/wire';
  * - QPQ_EDGE_TLS_CERT / QPQ_EDGE_TLS_KEY — PEM files of the certificate clients see
  * - QPQ_TLS_CA / QPQ_TLS_CERT / QPQ_TLS_KEY — internal mutual TLS; the certificate's CN must be
  *   `gateway`, or the services ignore the identity the gateway asserts
- * - QPQ_AUTH_ADDR / QPQ_KEYPACKAGE_ADDR / QPQ_DELIVERY_ADDR — the backends' gRPC addresses
+ * - QPQ_AUTH_ADDR / QPQ_KEYPACKAGE_ADDR / QPQ_DELIVERY_ADDR / QPQ_KTLOG_ADDR — the backends' gRPC addresses
  * - QPQ_NATS_URL nats://127.0.0.1:4223 — where pushes for attached devices come from
  * - QPQ_MAX_FRAME_BYTES 1 MiB — largest frame accepted from (and sent to) a client
  * - QPQ_SESSION_CACHE_TTL 10s — how long a validated session token is trusted without asking auth
@@ -34,6 +34,7 @@ export const gatewayEnv = {
   QPQ_AUTH_ADDR: env.listen('127.0.0.1:7101'),
   QPQ_KEYPACKAGE_ADDR: env.listen('127.0.0.1:7102'),
   QPQ_DELIVERY_ADDR: env.listen('127.0.0.1:7103'),
+  QPQ_KTLOG_ADDR: env.listen('127.0.0.1:7104'),
   ...natsEnv(),
   QPQ_MAX_FRAME_BYTES: env.integer(DEFAULT_MAX_FRAME_BYTES, { min: 4096, max: 64 * 1024 * 1024 }),
   QPQ_SESSION_CACHE_TTL: env.duration('10s'),
@@ -44,7 +45,7 @@ export const gatewayEnv = {
 
 export interface GatewayConfig extends BaseServiceConfig {
   edgeTls: { cert: string; key: string };
-  backends: { auth: string; keypackage: string; delivery: string };
+  backends: { auth: string; keypackage: string; delivery: string; ktlog: string };
   natsUrl: string;
   maxFrameBytes: number;
   sessionCacheTtlMs: number;
@@ -61,6 +62,7 @@ export function envToConfig(e: ReturnType<typeof readEnv<typeof gatewayEnv>>): G
       auth: address(e.QPQ_AUTH_ADDR),
       keypackage: address(e.QPQ_KEYPACKAGE_ADDR),
       delivery: address(e.QPQ_DELIVERY_ADDR),
+      ktlog: address(e.QPQ_KTLOG_ADDR),
     },
     natsUrl: e.QPQ_NATS_URL,
     maxFrameBytes: e.QPQ_MAX_FRAME_BYTES,

@@ -74,7 +74,7 @@ describe('gateway without backends', () => {
       maxMessageBytes: 1024 * 1024,
       tls: internal,
       edgeTls: { cert: edge.cert, key: edge.key },
-      backends: { auth: nowhere, keypackage: nowhere, delivery: nowhere },
+      backends: { auth: nowhere, keypackage: nowhere, delivery: nowhere, ktlog: nowhere },
       natsUrl: nats.url,
       maxFrameBytes: MAX_FRAME,
       sessionCacheTtlMs: 10_000,

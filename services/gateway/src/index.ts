@@ -55,7 +55,12 @@ export class GatewayService {
         maxMessageBytes: Math.max(cfg.maxMessageBytes, cfg.maxFrameBytes),
         telemetry,
       });
-    const backends = { auth: backend('auth'), keypackage: backend('keypackage'), delivery: backend('delivery') };
+    const backends = {
+      auth: backend('auth'),
+      keypackage: backend('keypackage'),
+      delivery: backend('delivery'),
+      ktlog: backend('ktlog'),
+    };
     const ctx: AppContext = {
       cfg,
       logger,

@@ -2,10 +2,11 @@ import {
   AuthServiceService,
   DeliveryServiceService,
   KeyPackageServiceService,
+  KeyTransparencyServiceService,
   SessionServiceService,
 } from '@qpq/proto';
 
-export type Backend = 'auth' | 'keypackage' | 'delivery';
+export type Backend = 'auth' | 'keypackage' | 'delivery' | 'ktlog';
 
 /** Where a client method goes, and whether the connection must be attached to a session first. */
 export type Route =
@@ -37,7 +38,7 @@ function backendRoutes(
 
 /**
  * Every method a client may call, by its full gRPC path (e.g. "/qpq.v1.AuthService/StartLogin").
- * Built from the generated service definitions, so a new RPC in keypackage or delivery is routed
+ * Built from the generated service definitions, so a new RPC in keypackage, delivery or ktlog is routed
  * (behind a session) without touching the gateway; a new auth RPC is too, unless listed above.
  */
 export const routes: ReadonlyMap<string, Route> = new Map(
@@ -54,6 +55,7 @@ export const routes: ReadonlyMap<string, Route> = new Map(
     ),
     ...backendRoutes('keypackage', KeyPackageServiceService, () => false),
     ...backendRoutes('delivery', DeliveryServiceService, () => false),
+    ...backendRoutes('ktlog', KeyTransparencyServiceService, () => false),
   ].map((r) => [r.method, r]),
 );
 

@@ -69,7 +69,7 @@ describe('gateway and a revoked device', { timeout: 120_000 }, () => {
       maxMessageBytes: 1024 * 1024,
       tls: bed.certs.files('gateway'),
       edgeTls: { cert: edge.cert, key: edge.key },
-      backends: { auth: auth.grpcAddress, keypackage: nowhere, delivery: nowhere },
+      backends: { auth: auth.grpcAddress, keypackage: nowhere, delivery: nowhere, ktlog: nowhere },
       natsUrl: bed.nats.url,
       maxFrameBytes: 1024 * 1024,
       // Far longer than the test: without the push, a cached answer would keep the device in.

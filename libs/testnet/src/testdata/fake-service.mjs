@@ -20,7 +20,14 @@ const required = [
   'QPQ_DOMAIN',
 ];
 if (gateway)
-  required.push('QPQ_AUTH_ADDR', 'QPQ_KEYPACKAGE_ADDR', 'QPQ_DELIVERY_ADDR', 'QPQ_EDGE_TLS_CERT', 'QPQ_EDGE_TLS_KEY');
+  required.push(
+    'QPQ_AUTH_ADDR',
+    'QPQ_KEYPACKAGE_ADDR',
+    'QPQ_DELIVERY_ADDR',
+    'QPQ_KTLOG_ADDR',
+    'QPQ_EDGE_TLS_CERT',
+    'QPQ_EDGE_TLS_KEY',
+  );
 else required.push('QPQ_DATABASE_URL');
 const missing = required.filter((k) => !process.env[k]);
 if (missing.length) {
