@@ -1,6 +1,6 @@
 import { Bus } from '@qpq/bus';
 import { ed25519RawPublicKey } from '@qpq/crypto';
-import { databaseReachable, migrateToLatest, openDatabase } from '@qpq/db';
+import { databaseReachable, loadSigningKey, migrateToLatest, openDatabase } from '@qpq/db';
 import { DeliveryServiceService } from '@qpq/proto';
 import { ServiceHost } from '@qpq/runtime';
 import type { Kysely } from 'kysely';
@@ -14,7 +14,6 @@ import { DeliveryMetrics } from './metrics.js';
 import { ack } from './routes/ack.js';
 import { enqueue } from './routes/enqueue.js';
 import { fetch } from './routes/fetch.js';
-import { loadSigningKey } from './signing-key.js';
 
 export { readDeliveryConfig, envToConfig, deliveryEnv, type DeliveryConfig } from './config.js';
 
@@ -46,7 +45,13 @@ export class DeliveryService {
     let bus: Bus | undefined;
     try {
       await migrateToLatest(db as Kysely<unknown>, SCHEMA, migrations);
-      const signingKey = overrides.signingKey ?? (await loadSigningKey(db, cfg.signingKeyPath));
+      const signingKey =
+        overrides.signingKey ??
+        (await loadSigningKey(db, {
+          name: 'delivery-proof',
+          path: cfg.signingKeyPath,
+          envName: 'QPQ_DELIVERY_SIGNING_KEY',
+        }));
       const host = new ServiceHost('delivery', cfg);
       bus = await Bus.connect(cfg.natsUrl, 'delivery', host.logger);
       const ctx: AppContext = {

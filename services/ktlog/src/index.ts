@@ -1,6 +1,6 @@
 import { Bus, streams, type RunningConsumer } from '@qpq/bus';
 import { ed25519RawPublicKey } from '@qpq/crypto';
-import { databaseReachable, migrateToLatest, openDatabase } from '@qpq/db';
+import { databaseReachable, loadSigningKey, migrateToLatest, openDatabase } from '@qpq/db';
 import { KeyTransparencyServiceService } from '@qpq/proto';
 import { ServiceHost, type Routes } from '@qpq/runtime';
 import type { Kysely } from 'kysely';
@@ -17,7 +17,6 @@ import { getEntries } from './routes/get-entries.js';
 import { getInclusionProof } from './routes/get-inclusion-proof.js';
 import { getTreeHead } from './routes/get-tree-head.js';
 import { lookupUser } from './routes/lookup-user.js';
-import { loadSigningKey } from './signing-key.js';
 import { ensureHead } from './tree-heads.js';
 
 export { envToConfig, ktlogEnv, readKtlogConfig, type KtlogConfig } from './config.js';
@@ -59,7 +58,11 @@ export class KtlogService {
       db ??= await openDatabase<KtlogTables>({ url: cfg.databaseUrl, schema: SCHEMA });
       await migrateToLatest(db as Kysely<unknown>, SCHEMA, migrations);
       bus ??= await Bus.connect(cfg.natsUrl, 'ktlog', host.logger);
-      const signingKey = await loadSigningKey(db, cfg.signingKeyPath);
+      const signingKey = await loadSigningKey(db, {
+        name: 'tree-head',
+        path: cfg.signingKeyPath,
+        envName: 'QPQ_KTLOG_SIGNING_KEY',
+      });
       const ctx: AppContext = {
         cfg,
         db,

@@ -1,3 +1,4 @@
+import type { SigningKeysTable } from '@qpq/db';
 import type { ColumnType, Generated } from 'kysely';
 
 /** Postgres `bigint`: read as bigint (libs/db sets the parser), written as bigint or number. */
@@ -32,12 +33,6 @@ export interface DeviceCursorsTable {
   device_id: string;
   last_seq: Int8;
   acked_seq: ColumnType<bigint, bigint | number | undefined, bigint | number>;
-}
-
-export interface SigningKeysTable {
-  name: string;
-  private_key_pem: string;
-  created_at: ColumnType<Date, Date | undefined, never>;
 }
 
 /** Per MLS group, the epoch its next Commit must be for. */

@@ -1,3 +1,4 @@
+import type { SigningKeysTable } from '@qpq/db';
 import type { ColumnType } from 'kysely';
 
 /** Postgres `bigint`: read as bigint (libs/db sets the parser), written as bigint or number. */
@@ -29,11 +30,6 @@ export interface TreeHeadsTable {
   root_hash: Buffer;
   timestamp_ms: Int8;
   signature: Buffer;
-}
-
-export interface SigningKeysTable {
-  name: string;
-  private_key_pem: string;
 }
 
 export interface KtlogTables {
