@@ -36,6 +36,16 @@ describe('parseCommandLine', () => {
     assert.deepEqual(run(['recv']).command, { name: 'recv', waitSeconds: 0 });
     assert.deepEqual(run(['recv', '--wait', '2.5']).command, { name: 'recv', waitSeconds: 2.5 });
     assert.deepEqual(run(['repl', '-u', 'a', '-p', 'b']).command, { name: 'repl', username: 'a', password: 'b' });
+    assert.deepEqual(run(['kt', 'audit', '--json']).command, { name: 'kt', action: 'audit' });
+    assert.deepEqual(run(['kt', 'lookup', 'bob']).command, { name: 'kt', action: 'lookup', user: 'bob' });
+  });
+
+  it('says what kt needs', () => {
+    refuses(['kt'], /kt needs audit or lookup USER/);
+    refuses(['kt', 'lookup'], /kt lookup needs USER/);
+    refuses(['kt', 'lookup', 'a', 'b'], /kt lookup needs USER/);
+    refuses(['kt', 'audit', 'x'], /kt audit takes no arguments/);
+    refuses(['kt', 'verify'], /unknown kt command "verify"/);
   });
 
   it('takes global flags before the command, and --json after it too', () => {

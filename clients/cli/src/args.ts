@@ -10,6 +10,8 @@ commands:
   send USER TEXT               send a direct message
   recv [--wait SECONDS]        print every message not shown before; wait up to SECONDS for one
   repl -u NAME -p PASS         chat in DMs and groups (registers if needed); /help inside
+  kt lookup USER               the history of USER's identity keys in the key-transparency log
+  kt audit                     fetch the whole key-transparency log and check it against its signed head
 
 global options (before the command; --json also after it):
   --server HOST:PORT   gateway address (env QPQ_SERVER, default 127.0.0.1:7000)
@@ -19,7 +21,7 @@ global options (before the command; --json also after it):
 
 environment: QPQ_PASSWORD instead of -p; QPQ_PASSPHRASE to encrypt a new data dir with a passphrase.`;
 
-export const COMMANDS = ['register', 'login', 'send', 'recv', 'repl'] as const;
+export const COMMANDS = ['register', 'login', 'send', 'recv', 'repl', 'kt'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface GlobalOptions {
@@ -32,7 +34,9 @@ export interface GlobalOptions {
 export type Command =
   | { name: 'register' | 'login' | 'repl'; username: string; password: string }
   | { name: 'send'; to: string; text: string }
-  | { name: 'recv'; waitSeconds: number };
+  | { name: 'recv'; waitSeconds: number }
+  | { name: 'kt'; action: 'audit' }
+  | { name: 'kt'; action: 'lookup'; user: string };
 
 export type Invocation = { kind: 'help' } | { kind: 'run'; global: GlobalOptions; command: Command };
 
@@ -59,6 +63,7 @@ const COMMAND_OPTIONS: Record<CommandName, readonly string[]> = {
   repl: ['username', 'password'],
   send: [],
   recv: ['wait'],
+  kt: [],
 };
 const GLOBAL = ['server', 'data-dir', 'ca', 'json', 'help'];
 
@@ -78,10 +83,12 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   if (values.help) return { kind: 'help' };
   const [name, ...rest] = positionals;
   if (name === undefined)
-    throw new ArgumentError('no command given (register, login, send, recv or repl); qpq --help shows usage');
+    throw new ArgumentError('no command given (register, login, send, recv, repl or kt); qpq --help shows usage');
   if (name === 'help') return { kind: 'help' };
   if (!(COMMANDS as readonly string[]).includes(name)) {
-    throw new ArgumentError(`unknown command ${JSON.stringify(name)}: expected register, login, send, recv or repl`);
+    throw new ArgumentError(
+      `unknown command ${JSON.stringify(name)}: expected register, login, send, recv, repl or kt`,
+    );
   }
   const command = name as CommandName;
   for (const token of tokens) {
@@ -127,6 +134,24 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
         }
       }
       return { kind: 'run', global, command: { name: 'recv', waitSeconds } };
+    }
+    case 'kt': {
+      const [action, ...args] = rest;
+      if (action === 'audit') {
+        if (args.length > 0) throw new ArgumentError('kt audit takes no arguments');
+        return { kind: 'run', global, command: { name: 'kt', action } };
+      }
+      if (action === 'lookup') {
+        const [user, ...more] = args;
+        if (user === undefined || user.trim() === '' || more.length > 0)
+          throw new ArgumentError('kt lookup needs USER');
+        return { kind: 'run', global, command: { name: 'kt', action, user } };
+      }
+      throw new ArgumentError(
+        action === undefined
+          ? 'kt needs audit or lookup USER'
+          : `unknown kt command ${JSON.stringify(action)}: expected audit or lookup USER`,
+      );
     }
   }
 }

@@ -67,7 +67,7 @@ describe('qpq (launcher, no server)', () => {
   it('refuses a wrong call with exit status 2 and one line', async () => {
     assertOneLineFailure(
       await qpq(['frobnicate']),
-      'qpq: unknown command "frobnicate": expected register, login, send, recv or repl',
+      'qpq: unknown command "frobnicate": expected register, login, send, recv, repl or kt',
       2,
     );
     assertOneLineFailure(

@@ -24,6 +24,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         return await (await import('./commands/send.js')).send(global, io, command.to, command.text);
       case 'recv':
         return await (await import('./commands/recv.js')).recv(global, io, command.waitSeconds);
+      case 'kt':
+        return await (await import('./commands/kt.js')).kt(global, io, command);
       case 'repl':
         return await (await import('./commands/repl.js')).repl(global, io, command.username, command.password);
     }

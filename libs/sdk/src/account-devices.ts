@@ -57,7 +57,7 @@ export class AccountDevices {
   async reconcile(eager = false): Promise<void> {
     await this.core.exclusive(async () => {
       const me = await this.core.me();
-      const directory = new Directory(this.core.session);
+      const directory = new Directory(this.core);
       const active = new Set(
         (await this.core.session.call(AuthServiceService.listDevices, {})).devices.map((d) => d.deviceId),
       );
@@ -130,7 +130,7 @@ export class AccountDevices {
     const others = [...active].filter((d) => d !== ownDeviceId);
     if (others.length === 0 || visibleConversations(doc).every((c) => c.history.length === 0)) return false;
     const me = await this.core.me();
-    const directory = new Directory(this.core.session);
+    const directory = new Directory(this.core);
     const claimed = await directory.claim(me.username, others);
     if (claimed.length === 0) return true;
     const groupId = await createLocalGroup(this.core, (d, id) => addSelfGroup(d, id));
@@ -145,7 +145,7 @@ export class AccountDevices {
   /** The safety number with `username`: both accounts' identity keys (every active device). */
   async verify(username: string): Promise<SafetyNumber> {
     const me = await this.core.me();
-    const directory = new Directory(this.core.session);
+    const directory = new Directory(this.core);
     const peer = await directory.requireAccount(username);
     const self = await directory.requireAccount(me.username);
     if (peer.address === me.address) throw new UsageError('compare safety numbers with someone else');

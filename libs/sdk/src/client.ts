@@ -34,6 +34,7 @@ import {
 import { GatewaySession, parseServerAddress, type ServerAddress } from './gateway-session.js';
 import { sendHistory, type GroupChangeDeps } from './group-changes.js';
 import { Inbox } from './inbox.js';
+import { KeyTransparency, type KeyLogAudit, type KeyLogEntry } from './key-transparency.js';
 import { loginAccount, registerAccount } from './opaque-flow.js';
 import { KEY_PACKAGE_POOL_SIZE, KeyPackagePool } from './key-package-pool.js';
 import { Messaging, checkText } from './messaging.js';
@@ -122,6 +123,7 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
   private readonly inbox: Inbox;
   private readonly messaging: Messaging;
   private readonly accountDevices: AccountDevices;
+  private readonly kt: KeyTransparency;
   /** Receiving, sending and committing take turns on group state. */
   private readonly queue = new TaskQueue();
   /** The session token is attached on the current session. */
@@ -171,10 +173,12 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
       },
     );
     this.keyPackages = new KeyPackagePool(this.store, this.session, () => this.device());
+    this.kt = new KeyTransparency(this.store, this.session);
     const core: ClientCore = {
       store: this.store,
       session: this.session,
       outbox: this.outbox,
+      kt: this.kt,
       device: () => this.device(),
       me: () => this.me(),
       exclusive: (task) => this.queue.run(task),
@@ -312,6 +316,12 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
       this.inBackground(() => this.keyPackages.replenish());
       // A device change may have happened while this one was away.
       this.inBackground(() => this.accountDevices.reconcile());
+      this.inBackground(() =>
+        this.kt.monitor(account.address, async () => {
+          const res = await this.session.call(AuthServiceService.listDevices, {});
+          return new Set(res.devices.map((d) => d.deviceId));
+        }),
+      );
     }
     if (opts.stayConnected && !this.purgeTimer) {
       this.purgeTimer = setInterval(() => this.inBackground(() => this.purge()), PURGE_INTERVAL_MS);
@@ -647,6 +657,28 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     if (peer === me.username) throw new UsageError('cannot send a message to yourself');
     const res = await this.rpc(() => this.session.call(AuthServiceService.resolveUser, { username: peer }), peer);
     return { username: res.username, address: res.address, devices: res.devices.length };
+  }
+
+  /**
+   * The history of a user's identity keys in the key-transparency log (adds and revokes, in log
+   * order), every entry proved against a tree head consistent with the newest one this device kept.
+   * @throws KeyTransparencyError when a proof or the head fails its check
+   */
+  async keyHistory(username: string): Promise<KeyLogEntry[]> {
+    const me = await this.connect();
+    const user = username.trim().toLowerCase().replace(/^@/, '');
+    if (!user) throw new UsageError('no user named');
+    const address = user.includes('@') ? user : `${user}@${domainOf(me.address)}`;
+    return (await this.rpc(() => this.kt.history(address), user)).entries;
+  }
+
+  /**
+   * Audits the whole key-transparency log: recomputes its root from every entry and checks it against
+   * the newest signed head, which must be consistent with the one this device kept.
+   */
+  async auditKeyLog(): Promise<KeyLogAudit> {
+    await this.connect();
+    return this.rpc(() => this.kt.audit());
   }
 
   /**

@@ -2,6 +2,7 @@
 // one queue that serialises everything touching MLS group state (receiving, sending, commits).
 import type { DeviceKeys } from '@qpq/crypto';
 import type { GatewaySession } from './gateway-session.js';
+import type { KnownAccount } from './member-check.js';
 import type { Outbox } from './outbox.js';
 import type { LocalStore } from './store.js';
 import type { AccountRecord } from './store-document.js';
@@ -11,6 +12,8 @@ export interface ClientCore {
   readonly store: LocalStore;
   readonly session: GatewaySession;
   readonly outbox: Outbox;
+  /** Proves the identity keys auth hands out against the key-transparency log (key-transparency.ts). */
+  readonly kt: { vouch(account: KnownAccount): Promise<void> };
   device(): Promise<{ keys: DeviceKeys; identity: string }>;
   /** The logged-in account; throws NotLoggedInError. */
   me(): Promise<AccountRecord>;

@@ -1,10 +1,10 @@
-// Who is who, as auth lists it: accounts, their active devices and identity keys, and KeyPackages for
-// those devices checked against them. One Directory lives for one operation (a batch of envelopes, a
+// Who is who, as auth lists it and the key-transparency log proves it: accounts, their active devices
+// and identity keys, and KeyPackages for those devices checked against them. One Directory lives for one operation (a batch of envelopes, a
 // group change), so each account is asked about once and the answers agree with each other.
 import { inspectKeyPackage } from '@qpq/crypto';
 import { AuthServiceService, KeyPackageServiceService } from '@qpq/proto';
 import { GrpcCode, NoSuchUserError, QpqClientError, isRpcFailure } from './errors.js';
-import type { GatewaySession } from './gateway-session.js';
+import type { ClientCore } from './core.js';
 import { keyPackageProblem, type KnownAccount } from './member-check.js';
 
 export interface ClaimedDevice {
@@ -15,7 +15,7 @@ export interface ClaimedDevice {
 export class Directory {
   private readonly accounts = new Map<string, Promise<KnownAccount | undefined>>();
 
-  constructor(private readonly session: GatewaySession) {}
+  constructor(private readonly core: Pick<ClientCore, 'session' | 'kt'>) {}
 
   /** The account and its active devices; undefined when auth knows no such user. */
   account(username: string): Promise<KnownAccount | undefined> {
@@ -47,7 +47,10 @@ export class Directory {
   async claim(username: string, deviceIds: readonly string[] = []): Promise<ClaimedDevice[]> {
     let res;
     try {
-      res = await this.session.call(KeyPackageServiceService.claimKeyPackages, { username, deviceIds: [...deviceIds] });
+      res = await this.core.session.call(KeyPackageServiceService.claimKeyPackages, {
+        username,
+        deviceIds: [...deviceIds],
+      });
     } catch (err) {
       // None of those devices has uploaded KeyPackages (yet): nothing to claim.
       if (isRpcFailure(err) && err.code === GrpcCode.NOT_FOUND) return [];
@@ -71,15 +74,19 @@ export class Directory {
     return res.keyPackages.map((k) => ({ deviceId: k.deviceId, keyPackage: k.keyPackage }));
   }
 
+  /** Auth's answer, with every device key it lists proved by the key-transparency log. */
   private async ask(username: string): Promise<KnownAccount | undefined> {
+    let account: KnownAccount;
     try {
-      const res = await this.session.call(AuthServiceService.resolveUser, { username });
-      return { address: res.address, devices: res.devices };
+      const res = await this.core.session.call(AuthServiceService.resolveUser, { username });
+      account = { address: res.address, devices: res.devices };
     } catch (err) {
       if (isRpcFailure(err) && (err.code === GrpcCode.NOT_FOUND || err.code === GrpcCode.INVALID_ARGUMENT)) {
         return undefined;
       }
       throw err;
     }
+    await this.core.kt.vouch(account);
+    return account;
   }
 }

@@ -159,3 +159,24 @@ export function toClientError(err: unknown, ctx: ErrorContext): QpqClientError {
 export function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, '; ').trim();
 }
+
+/**
+ * The key-transparency log does not vouch for an account's keys (a proof that does not verify, a tree
+ * head that forks from one this device kept, a key auth hands out that the log lacks or revoked): the
+ * keys are not used. Names the account whose keys failed.
+ */
+export class KeyTransparencyError extends QpqClientError {
+  override readonly name = 'KeyTransparencyError';
+  constructor(
+    readonly address: string,
+    readonly problem: string,
+    /** The account is this device's own: the log holds a key of it that none of its devices has. */
+    own = false,
+  ) {
+    super(
+      own
+        ? `key transparency: ${problem} — someone may be posing as you (${address})`
+        : `key transparency: not using the keys of ${address}: ${problem}`,
+    );
+  }
+}

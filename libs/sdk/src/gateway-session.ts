@@ -3,6 +3,7 @@ import {
   AuthServiceService,
   DeliveryServiceService,
   KeyPackageServiceService,
+  KeyTransparencyServiceService,
   SessionServiceService,
   type Push,
 } from '@qpq/proto';
@@ -12,7 +13,8 @@ import type { ResolvedCa } from './ca.js';
 import { GrpcCode, ServerUnreachableError, UsageError, isRpcFailure, oneLine } from './errors.js';
 
 /**
- * Methods whose repetition changes nothing (reads, cumulative acks, uploads stored once by hash): the
+ * Methods whose repetition changes nothing (reads, cumulative acks, uploads stored once by hash, every
+ * key-transparency call): the
  * session repeats them after a dropped connection. Enqueue is retried by the outbox with its message
  * id instead; a claim hands out KeyPackages and is never repeated blindly.
  */
@@ -23,6 +25,7 @@ const RETRYABLE_METHODS = new Set<string>([
   KeyPackageServiceService.uploadKeyPackages.path,
   AuthServiceService.resolveUser.path,
   AuthServiceService.listDevices.path,
+  ...Object.values(KeyTransparencyServiceService).map((m) => m.path),
 ]);
 const RETRY_DELAYS_MS = [250, 1000, 2500];
 

@@ -26,7 +26,7 @@ import {
 } from './conversations.js';
 import { b64, type ClientCore, domainOf, hex, unb64, usernameOf } from './core.js';
 import { Directory } from './directory.js';
-import { QpqClientError } from './errors.js';
+import { KeyTransparencyError, QpqClientError } from './errors.js';
 import { addedMemberProblem, welcomeCheck, type KnownAccount } from './member-check.js';
 import type { StoreDocument } from './store-document.js';
 import type { ConversationEvent, ReceivedMessage } from './views.js';
@@ -35,6 +35,9 @@ const FETCH_LIMIT = 100;
 /** How often a fetch that shows a hole in the seqs is repeated before the hole is taken as expired. */
 const GAP_RETRIES = 5;
 const GAP_RETRY_DELAY_MS = 100;
+
+/** An account a Welcome names, as auth lists it, or why the key-transparency log does not vouch for it. */
+type WelcomeAccount = KnownAccount | KeyTransparencyError;
 
 interface BatchOutcome {
   messages: ReceivedMessage[];
@@ -134,7 +137,7 @@ export class Inbox {
   /** Processes envelopes in seq order under one store update, then announces what happened. */
   private async processBatch(envelopes: Envelope[]): Promise<ReceivedMessage[]> {
     const { identity } = await this.core.device();
-    const directory = new Directory(this.core.session);
+    const directory = new Directory(this.core);
     const accounts = await this.accountsForWelcomes(envelopes, directory);
     const outcome: BatchOutcome = { messages: [], events: [], warnings: [], added: [], attention: false };
     await this.core.store.update(async (doc) => {
@@ -166,8 +169,8 @@ export class Inbox {
    * The accounts the members of each Welcome in this batch must be checked against, asked of auth
    * before the store is locked. A trial join (pure: nothing is stored) tells who the members are.
    */
-  private async accountsForWelcomes(envelopes: Envelope[], directory: Directory): Promise<Map<string, KnownAccount>> {
-    const accounts = new Map<string, KnownAccount>();
+  private async accountsForWelcomes(envelopes: Envelope[], directory: Directory): Promise<Map<string, WelcomeAccount>> {
+    const accounts = new Map<string, WelcomeAccount>();
     const doc = await this.core.store.read();
     const usernames = new Set<string>();
     for (const env of envelopes) {
@@ -189,8 +192,14 @@ export class Inbox {
     if (usernames.size === 0) return accounts;
     if (doc.account) usernames.add(doc.account.username);
     for (const username of usernames) {
-      const account = await directory.account(username);
-      if (account) accounts.set(account.address, account);
+      try {
+        const account = await directory.account(username);
+        if (account) accounts.set(account.address, account);
+      } catch (err) {
+        // The log does not vouch for their keys: a Welcome that names them is refused, with this reason.
+        if (!(err instanceof KeyTransparencyError)) throw err;
+        accounts.set(err.address, err);
+      }
     }
     return accounts;
   }
@@ -199,7 +208,7 @@ export class Inbox {
     doc: StoreDocument,
     env: Envelope,
     ownIdentity: string,
-    accounts: ReadonlyMap<string, KnownAccount>,
+    accounts: ReadonlyMap<string, WelcomeAccount>,
     outcome: BatchOutcome,
   ): Promise<void> {
     const own = parseDeviceIdentity(ownIdentity);
@@ -216,7 +225,10 @@ export class Inbox {
       if (doc.groups[groupId]) return;
       const members = groupMembers(joined.state);
       const memberAccounts = [...new Set(members.map((m) => parseDeviceIdentity(m.identity).address))];
-      const known = memberAccounts.map((a) => accounts.get(a)).filter((a): a is KnownAccount => a !== undefined);
+      const listed = [senderAddress, ...memberAccounts].map((a) => accounts.get(a));
+      const unvouched = listed.find((a) => a instanceof KeyTransparencyError);
+      if (unvouched) throw new Error(`refused a Welcome from ${senderIdentity}: ${unvouched.message}`);
+      const known = listed.filter((a): a is KnownAccount => a !== undefined && !(a instanceof KeyTransparencyError));
       if (!accounts.has(senderAddress)) {
         throw new Error(`refused a Welcome from ${senderAddress}: auth does not know that account`);
       }
@@ -373,6 +385,10 @@ export class Inbox {
         const problem = addedMemberProblem(member, account?.address === address ? account : undefined);
         if (problem) failed.push({ groupId, identity: member.identity, problem });
       } catch (err) {
+        if (err instanceof KeyTransparencyError) {
+          failed.push({ groupId, identity: member.identity, problem: err.message });
+          continue;
+        }
         outcome.warnings.push(
           new QpqClientError(`${conversation}: could not check the added member ${member.identity}`, undefined, {
             cause: err,

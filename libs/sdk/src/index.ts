@@ -16,3 +16,4 @@ export {
   type EnqueueOutcome,
 } from './outbox.js';
 export * from './errors.js';
+export type { KeyLogAudit, KeyLogEntry } from './key-transparency.js';

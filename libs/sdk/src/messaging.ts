@@ -48,7 +48,7 @@ export class Messaging {
     const peer = peerAddress(text.replace(/^@/, ''), me.address, me.username);
     const conv = doc.conversations[peer];
     if (conv) return summary(doc, conv, me.address);
-    const account = await new Directory(this.core.session).account(usernameOf(peer));
+    const account = await new Directory(this.core).account(usernameOf(peer));
     if (!account) throw new NoSuchUserError(usernameOf(peer));
     return {
       id: peer,
@@ -340,7 +340,7 @@ export class Messaging {
     const peer = peerAddress(conversation.replace(/^@/, ''), me.address, me.username);
     const known = doc.conversations[peer];
     if (known?.sendGroupId) return peer;
-    const account = await new Directory(this.core.session).account(usernameOf(peer));
+    const account = await new Directory(this.core).account(usernameOf(peer));
     if (!account) throw new NoSuchUserError(usernameOf(peer));
     if (account.devices.length === 0) throw new QpqClientError(`${peer} has no device that can receive messages yet`);
     const groupId = await createLocalGroup(this.core, (d, id) => addDmGroup(d, peer, id));
@@ -374,7 +374,7 @@ export class Messaging {
    */
   private async commitAdd(groupId: string, usernames: string[], isNew: boolean): Promise<boolean> {
     const me = await this.core.me();
-    const directory = new Directory(this.core.session);
+    const directory = new Directory(this.core);
     const claimed = new Map<string, { deviceId: string; keyPackage: Uint8Array; address: string }>();
     const accounts = [me.username, ...usernames.filter((u) => u !== me.username)];
     for (const username of accounts) {

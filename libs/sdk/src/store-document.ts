@@ -22,6 +22,18 @@ export interface StoreDocument {
   outbox: OutboxEntry[];
   /** Safety numbers this device computed, by peer address: a different one later means a key changed. */
   safetyNumbers?: Record<string, string>;
+  /** The key-transparency log as this device has seen it (absent until the first check). */
+  keyTransparency?: KeyTransparencyRecord;
+}
+
+/**
+ * The log's key, pinned from the first head seen, and the newest head this device accepted: every
+ * later head must be signed by that key and consistent with this one.
+ */
+export interface KeyTransparencyRecord {
+  /** Raw Ed25519 public key, base64. */
+  logKey: string;
+  head: { treeSize: number; rootHash: string; timestampMs: number; signature: string };
 }
 
 export interface AccountRecord {

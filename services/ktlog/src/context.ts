@@ -5,6 +5,7 @@ import type { KeyObject } from 'node:crypto';
 import type { KtlogConfig } from './config.js';
 import type { KtlogTables } from './db/schema.js';
 import type { HeadWatch } from './head-watch.js';
+import type { KtlogMetrics } from './metrics.js';
 
 /** Everything a route needs, built once by KtlogService.create. */
 export interface AppContext {
@@ -12,6 +13,8 @@ export interface AppContext {
   db: Kysely<KtlogTables>;
   bus: Bus;
   logger: Logger;
+  /** What /metrics reports about appends and heads. */
+  metrics: KtlogMetrics;
   /** Ed25519 key that signs tree heads. */
   signingKey: KeyObject;
   /** Raw public key of signingKey, sent with every head. */

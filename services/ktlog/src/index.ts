@@ -4,20 +4,20 @@ import { databaseReachable, loadSigningKey, migrateToLatest, openDatabase } from
 import { KeyTransparencyServiceService } from '@qpq/proto';
 import { ServiceHost, type Routes } from '@qpq/runtime';
 import type { Kysely } from 'kysely';
+import { appendBatch } from './append-batch.js';
 import { consumeInBatches } from './batch-consumer.js';
 import type { KtlogConfig } from './config.js';
 import type { AppContext } from './context.js';
 import { migrations } from './db/migrations/index.js';
 import type { KtlogTables } from './db/schema.js';
-import { entryOfEvent } from './device-events.js';
 import { HeadWatch } from './head-watch.js';
-import { appendEntries, type NewEntry } from './log-append.js';
+import { KtlogMetrics } from './metrics.js';
 import { getConsistencyProof } from './routes/get-consistency-proof.js';
 import { getEntries } from './routes/get-entries.js';
 import { getInclusionProof } from './routes/get-inclusion-proof.js';
 import { getTreeHead } from './routes/get-tree-head.js';
 import { lookupUser } from './routes/lookup-user.js';
-import { ensureHead } from './tree-heads.js';
+import { ensureHead, newestHead } from './tree-heads.js';
 
 export { envToConfig, ktlogEnv, readKtlogConfig, type KtlogConfig } from './config.js';
 export type { AppContext } from './context.js';
@@ -68,12 +68,16 @@ export class KtlogService {
         db,
         bus,
         logger: host.logger,
+        metrics: new KtlogMetrics(host.telemetry),
         signingKey,
         logPublicKey: ed25519RawPublicKey(signingKey),
         heads: new HeadWatch(),
         now: overrides.now ?? Date.now,
       };
       await ensureHead(ctx, signingKey);
+      // So that a freshly started replica reports the log's size and head age before any append.
+      const head = await newestHead(ctx);
+      if (head) ctx.metrics.observeHead(head);
       return new KtlogService(ctx, host, { db: !overrides.db, bus: !overrides.bus });
     } catch (err) {
       if (bus && !overrides.bus) await bus.close();
@@ -112,16 +116,7 @@ export class KtlogService {
         filterSubject: streams.devices.subjects[0],
         maxBatch: ctx.cfg.batchSize,
       },
-      async (messages) => {
-        const entries = messages
-          .map((m) => entryOfEvent(m.data, ctx.logger, ctx.now))
-          .filter((e): e is NewEntry => e !== undefined);
-        const { appended, head } = await appendEntries(ctx.db, entries, ctx.signingKey, ctx.now);
-        if (head) {
-          ctx.logger.info({ appended, tree_size: Number(head.treeSize) }, 'entries appended');
-          ctx.heads.notify();
-        }
-      },
+      appendBatch(ctx),
       ctx.logger,
     );
     await this.host.start(async () => ctx.bus.isConnected() && (await databaseReachable(ctx.db as Kysely<unknown>)));

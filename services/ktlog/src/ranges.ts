@@ -9,6 +9,8 @@ import { newestHead } from './tree-heads.js';
 export async function servedHead(ctx: AppContext): Promise<SignedTreeHead> {
   const head = await newestHead(ctx);
   if (!head) throw new Error('ktlog has no tree head: ensureHead did not run');
+  // A replica that does not append (another one took the batches) still reports the log's growth.
+  ctx.metrics.observeHead(head);
   return head;
 }
 

@@ -1,6 +1,6 @@
 import { QpqClient, type AccountInfo } from '@qpq/sdk';
 import type { GlobalOptions } from '../args.js';
-import { json, line, type Io } from '../output.js';
+import { failureLine, json, line, type Io } from '../output.js';
 
 export async function openClient(global: GlobalOptions, io: Io): Promise<QpqClient> {
   return QpqClient.open({
@@ -9,6 +9,14 @@ export async function openClient(global: GlobalOptions, io: Io): Promise<QpqClie
     ...(global.ca !== undefined ? { ca: global.ca } : {}),
     env: io.env,
   });
+}
+
+/**
+ * Prints what the client reports on the side while a one-shot command runs (a refused Welcome, a key
+ * the key-transparency log does not vouch for) as `qpq: warning: …` lines on stderr.
+ */
+export function printWarnings(client: QpqClient, io: Io): void {
+  client.on('warning', (w) => line(io.stderr, `qpq: warning: ${failureLine(w)}`));
 }
 
 function report(io: Io, global: GlobalOptions, verb: string, a: AccountInfo): void {

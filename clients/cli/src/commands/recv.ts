@@ -1,6 +1,6 @@
 import type { GlobalOptions } from '../args.js';
 import { printMessages, type Io } from '../output.js';
-import { openClient } from './account.js';
+import { openClient, printWarnings } from './account.js';
 import { quotesFor } from './conversation-cache.js';
 
 /**
@@ -9,6 +9,7 @@ import { quotesFor } from './conversation-cache.js';
  */
 export async function recv(global: GlobalOptions, io: Io, waitSeconds: number): Promise<number> {
   const client = await openClient(global, io);
+  printWarnings(client, io);
   try {
     let arrived: () => void = () => undefined;
     const arrival = new Promise<void>((resolve) => {
