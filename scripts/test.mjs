@@ -18,7 +18,7 @@ function findTests(dir, out = []) {
 }
 
 const tier = process.argv[2];
-const unit = ['libs', 'services', 'clients'].flatMap((d) => findTests(join(root, d)));
+const unit = ['libs', 'services', 'clients', 'tests/bench'].flatMap((d) => findTests(join(root, d)));
 const integration = findTests(join(root, 'tests', 'integration'));
 
 function run(files, concurrency) {
