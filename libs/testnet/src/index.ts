@@ -14,6 +14,7 @@ export {
   type LoginDevice,
 } from './opaque-by-hand.js';
 export { FIXED_PORTS, freeTcpPort, PortAllocator, PortInUseError, type PortNeed } from './ports.js';
+export { isReady } from './processes.js';
 export { startPostgres, type PostgresHandle, type PostgresOptions } from './postgres.js';
 export { rejectsWithStatus } from './rejects-with-status.js';
 export {

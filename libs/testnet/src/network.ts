@@ -9,6 +9,7 @@ import { assertPortsFree, FIXED_PORTS, LOOPBACK, PortAllocator, type PortNeed } 
 import { startPostgres, type PostgresHandle } from './postgres.js';
 import {
   appendLine,
+  isReady,
   pollUntil,
   spawnOwned,
   stopProcess,
@@ -432,16 +433,6 @@ async function removeData(dir: string, ownsDir: boolean): Promise<void> {
   await Promise.allSettled(
     entries.filter((e) => e !== 'logs').map((e) => rm(join(dir, e), { recursive: true, force: true })),
   );
-}
-
-async function isReady(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-    await res.body?.cancel();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

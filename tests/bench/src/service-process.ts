@@ -2,7 +2,7 @@
 // in production: the benchmark's clients then never share an event loop (or a core's time slice
 // accounting) with the service they measure. @qpq/testnet's TestNetwork always starts every service;
 // a scenario about one service needs only that one.
-import { freeTcpPort } from '@qpq/testnet';
+import { freeTcpPort, isReady } from '@qpq/testnet';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -80,7 +80,7 @@ export async function startServiceProcess(opts: ServiceProcessOptions): Promise<
     if (exited) {
       throw new Error(`${opts.service} exited during start-up; last lines of ${opts.logFile}:\n${tail(opts.logFile)}`);
     }
-    if (await ready(`http://${metricsAddress}/readyz`)) break;
+    if (await isReady(`http://${metricsAddress}/readyz`)) break;
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`${opts.service} was not ready within ${READY_TIMEOUT_MS / 1000} s; see ${opts.logFile}`);
@@ -88,16 +88,6 @@ export async function startServiceProcess(opts: ServiceProcessOptions): Promise<
     await new Promise((r) => setTimeout(r, 100));
   }
   return { grpcAddress, pid, stop };
-}
-
-async function ready(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-    await res.body?.cancel();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
 }
 
 async function within(promise: Promise<void>, ms: number): Promise<boolean> {
