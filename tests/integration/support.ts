@@ -33,15 +33,23 @@ export interface CliResult {
 }
 
 /** Runs the real `qpq` command against the network, as a person or a script would. */
-export function qpq(net: TestNetwork, dataDir: string, args: string[], gateway = 0): Promise<CliResult> {
+export function qpq(
+  net: TestNetwork,
+  dataDir: string,
+  args: string[],
+  gateway = 0,
+  timeoutMs = 60_000,
+): Promise<CliResult> {
   const globalArgs = ['--server', net.gatewayAddresses[gateway]!, '--ca', net.caPath, '--data-dir', dataDir];
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [qpqBin, ...globalArgs, ...args],
-      { cwd: repoRoot, timeout: 60_000, env: { ...process.env, QPQ_DEBUG: '' } },
+      { cwd: repoRoot, timeout: timeoutMs, env: { ...process.env, QPQ_DEBUG: '' } },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        // Killed for taking longer than timeoutMs: say so rather than look like a silent failure.
+        if (err?.killed) stderr += `\n(test harness: qpq killed after ${timeoutMs} ms)`;
         resolve({ code, stdout, stderr });
       },
     );

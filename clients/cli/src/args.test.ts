@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ArgumentError, parseCommandLine, type Invocation } from './args.js';
+import { ArgumentError, USAGE, parseCommandLine, type Invocation } from './args.js';
 
 const run = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
   const inv = parseCommandLine(argv, env);
@@ -38,6 +38,66 @@ describe('parseCommandLine', () => {
     assert.deepEqual(run(['repl', '-u', 'a', '-p', 'b']).command, { name: 'repl', username: 'a', password: 'b' });
     assert.deepEqual(run(['kt', 'audit', '--json']).command, { name: 'kt', action: 'audit' });
     assert.deepEqual(run(['kt', 'lookup', 'bob']).command, { name: 'kt', action: 'lookup', user: 'bob' });
+    assert.deepEqual(run(['send-file', 'bob', 'photo.jpg']).command, {
+      name: 'send-file',
+      to: 'bob',
+      path: 'photo.jpg',
+    });
+    assert.deepEqual(run(['download', 'ab12', '--out', '/tmp/x.jpg']).command, {
+      name: 'download',
+      file: 'ab12',
+      out: '/tmp/x.jpg',
+    });
+  });
+
+  it('sends a file named by one argument, spaces and leading dashes included', () => {
+    assert.deepEqual(run(['send-file', 'bob', 'my holiday photo.jpg']).command, {
+      name: 'send-file',
+      to: 'bob',
+      path: 'my holiday photo.jpg',
+    });
+    assert.equal((run(['send-file', '--', 'bob', '-notes.txt']).command as { path: string }).path, '-notes.txt');
+    assert.equal(run(['send-file', 'bob', 'a.txt', '--json']).global.json, true);
+    refuses(['send-file'], /send-file needs USER PATH/);
+    refuses(['send-file', 'bob'], /send-file needs USER PATH/);
+    refuses(['send-file', 'bob', 'my', 'photo.jpg'], /send-file takes one PATH \(quote a path that contains spaces\)/);
+    refuses(['send-file', 'bob', ''], /send-file needs a non-empty PATH/);
+    refuses(['send-file', ' ', 'a.txt'], /send-file needs a non-empty USER/);
+    refuses(['send-file', 'bob', 'a.txt', '--out', 'x'], /send-file takes no option --out/);
+  });
+
+  it('downloads to --out (or -o), or leaves the place to the file name when it is not given', () => {
+    assert.deepEqual(run(['download', 'ab12']).command, { name: 'download', file: 'ab12' });
+    assert.equal('out' in run(['download', 'ab12']).command, false);
+    assert.deepEqual(run(['download', '-o', 'saved copy.jpg', 'ab12']).command, {
+      name: 'download',
+      file: 'ab12',
+      out: 'saved copy.jpg',
+    });
+    assert.deepEqual(run(['--json', 'download', 'ab12', '--out=dir/']).command, {
+      name: 'download',
+      file: 'ab12',
+      out: 'dir/',
+    });
+    refuses(['download'], /download needs FILE_ID/);
+    refuses(['download', ' '], /download needs FILE_ID/);
+    refuses(
+      ['download', 'ab12', 'photo.jpg'],
+      /download takes one FILE_ID \(got "photo.jpg" too\); --out PATH names the file/,
+    );
+    refuses(['download', 'ab12', '--out'], /--out needs a value/);
+    refuses(['download', 'ab12', '--out', ''], /--out needs a value/);
+    refuses(['download', 'ab12', '--wait', '3'], /download takes no option --wait/);
+  });
+
+  it('lists the file commands in the usage', () => {
+    assert.match(USAGE, /^ {2}send-file USER PATH {2,}\S/m);
+    assert.match(USAGE, /^ {2}download FILE_ID \[--out PATH\] {2,}\S/m);
+    // Descriptions line up in one column.
+    const columns = USAGE.split('\n')
+      .filter((l) => /^ {2}[a-z]/.test(l))
+      .map((l) => /^ {2}\S.*? {2,}(?=\S)/.exec(l)![0].length);
+    assert.equal(new Set(columns).size, 1, `one column, got ${columns.join(', ')}`);
   });
 
   it('says what kt needs', () => {
@@ -89,7 +149,10 @@ describe('parseCommandLine', () => {
 
   it('refuses wrong calls with one line each', () => {
     refuses([], /no command given/);
-    refuses(['frobnicate'], /unknown command "frobnicate"/);
+    refuses(
+      ['frobnicate'],
+      /unknown command "frobnicate": expected register, login, send, send-file, recv, download, repl or kt$/,
+    );
     refuses(['--nope', 'recv'], /unknown option --nope/);
     refuses(['register', '-u', 'a'], /register needs -p PASS/);
     refuses(['register', '-p', 'a'], /register needs -u NAME/);

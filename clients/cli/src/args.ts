@@ -5,23 +5,25 @@ import { parseArgs } from 'node:util';
 export const USAGE = `usage: qpq [--server HOST:PORT] [--data-dir DIR] [--ca FILE] [--json] <command>
 
 commands:
-  register -u NAME -p PASS     create an account and this device, log in, publish KeyPackages
-  login -u NAME -p PASS        log in (a new data dir becomes a new device)
-  send USER TEXT               send a direct message
-  recv [--wait SECONDS]        print every message not shown before; wait up to SECONDS for one
-  repl -u NAME -p PASS         chat in DMs and groups (registers if needed); /help inside
-  kt lookup USER               the history of USER's identity keys in the key-transparency log
-  kt audit                     fetch the whole key-transparency log and check it against its signed head
+  register -u NAME -p PASS        create an account and this device, log in, publish KeyPackages
+  login -u NAME -p PASS           log in (a new data dir becomes a new device)
+  send USER TEXT                  send a direct message
+  send-file USER PATH             send a file (up to 50 MiB), encrypted, as a direct message
+  recv [--wait SECONDS]           print every message not shown before; wait up to SECONDS for one
+  download FILE_ID [--out PATH]   save a received file (FILE_ID from recv); never overwrites a file
+  repl -u NAME -p PASS            chat in DMs and groups (registers if needed); /help inside
+  kt lookup USER                  the history of USER's identity keys in the key-transparency log
+  kt audit                        fetch the whole key-transparency log and check it against its signed head
 
 global options (before the command; --json also after it):
   --server HOST:PORT   gateway address (env QPQ_SERVER, default 127.0.0.1:7000)
   --data-dir DIR       account, keys and messages of one device (env QPQ_DATA_DIR, default ~/.qpq)
   --ca FILE            CA certificate to trust (env QPQ_CA; default: the dev stack's CA)
-  --json               machine-readable output, one JSON object per line
+  --json               machine-readable output, one JSON object per line (and no progress on stderr)
 
 environment: QPQ_PASSWORD instead of -p; QPQ_PASSPHRASE to encrypt a new data dir with a passphrase.`;
 
-export const COMMANDS = ['register', 'login', 'send', 'recv', 'repl', 'kt'] as const;
+export const COMMANDS = ['register', 'login', 'send', 'send-file', 'recv', 'download', 'repl', 'kt'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export interface GlobalOptions {
@@ -34,7 +36,10 @@ export interface GlobalOptions {
 export type Command =
   | { name: 'register' | 'login' | 'repl'; username: string; password: string }
   | { name: 'send'; to: string; text: string }
+  | { name: 'send-file'; to: string; path: string }
   | { name: 'recv'; waitSeconds: number }
+  /** `file`: a blob id or a message id; `out` unset: the file's own name in the current directory. */
+  | { name: 'download'; file: string; out?: string }
   | { name: 'kt'; action: 'audit' }
   | { name: 'kt'; action: 'lookup'; user: string };
 
@@ -54,6 +59,7 @@ const OPTIONS = {
   username: { type: 'string', short: 'u' },
   password: { type: 'string', short: 'p' },
   wait: { type: 'string' },
+  out: { type: 'string', short: 'o' },
 } as const;
 
 /** Options each command takes besides the global ones. */
@@ -62,10 +68,14 @@ const COMMAND_OPTIONS: Record<CommandName, readonly string[]> = {
   login: ['username', 'password'],
   repl: ['username', 'password'],
   send: [],
+  'send-file': [],
   recv: ['wait'],
+  download: ['out'],
   kt: [],
 };
 const GLOBAL = ['server', 'data-dir', 'ca', 'json', 'help'];
+/** `register, login, …, repl or kt`, for the messages that name them all. */
+const COMMAND_LIST = `${COMMANDS.slice(0, -1).join(', ')} or ${COMMANDS.at(-1)!}`;
 
 /**
  * Parses `qpq …` arguments. Global flags go before the command (they are accepted after it too, as
@@ -82,13 +92,10 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const { values, positionals, tokens } = parsed;
   if (values.help) return { kind: 'help' };
   const [name, ...rest] = positionals;
-  if (name === undefined)
-    throw new ArgumentError('no command given (register, login, send, recv, repl or kt); qpq --help shows usage');
+  if (name === undefined) throw new ArgumentError(`no command given (${COMMAND_LIST}); qpq --help shows usage`);
   if (name === 'help') return { kind: 'help' };
   if (!(COMMANDS as readonly string[]).includes(name)) {
-    throw new ArgumentError(
-      `unknown command ${JSON.stringify(name)}: expected register, login, send, recv, repl or kt`,
-    );
+    throw new ArgumentError(`unknown command ${JSON.stringify(name)}: expected ${COMMAND_LIST}`);
   }
   const command = name as CommandName;
   for (const token of tokens) {
@@ -123,6 +130,30 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
       const text = words.join(' ');
       if (text.trim() === '') throw new ArgumentError('send needs a non-empty TEXT');
       return { kind: 'run', global, command: { name: 'send', to, text } };
+    }
+    case 'send-file': {
+      const [to, path, ...more] = rest;
+      if (to === undefined || path === undefined) throw new ArgumentError('send-file needs USER PATH');
+      // A path with spaces is one argument when quoted; more words mean it was not.
+      if (more.length > 0) throw new ArgumentError('send-file takes one PATH (quote a path that contains spaces)');
+      if (to.trim() === '') throw new ArgumentError('send-file needs a non-empty USER');
+      if (path === '') throw new ArgumentError('send-file needs a non-empty PATH');
+      return { kind: 'run', global, command: { name: 'send-file', to, path } };
+    }
+    case 'download': {
+      const [file, ...more] = rest;
+      if (file === undefined || file.trim() === '') throw new ArgumentError('download needs FILE_ID');
+      if (more.length > 0) {
+        throw new ArgumentError(
+          `download takes one FILE_ID (got ${JSON.stringify(more[0])} too); --out PATH names the file`,
+        );
+      }
+      const out = nonEmpty(values.out, '--out');
+      return {
+        kind: 'run',
+        global,
+        command: { name: 'download', file: file.trim(), ...(out !== undefined ? { out } : {}) },
+      };
     }
     case 'recv': {
       if (rest.length > 0) throw new ArgumentError(`recv takes no arguments (got ${JSON.stringify(rest[0])})`);

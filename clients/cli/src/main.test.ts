@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -61,13 +61,15 @@ describe('qpq (launcher, no server)', () => {
     assert.equal(run.code, 0);
     assert.match(run.stdout, /^usage: qpq /);
     assert.match(run.stdout, /send USER TEXT/);
+    assert.match(run.stdout, /send-file USER PATH/);
+    assert.match(run.stdout, /download FILE_ID \[--out PATH\]/);
     assert.equal(run.stderr, '');
   });
 
   it('refuses a wrong call with exit status 2 and one line', async () => {
     assertOneLineFailure(
       await qpq(['frobnicate']),
-      'qpq: unknown command "frobnicate": expected register, login, send, recv, repl or kt',
+      'qpq: unknown command "frobnicate": expected register, login, send, send-file, recv, download, repl or kt',
       2,
     );
     assertOneLineFailure(
@@ -101,6 +103,35 @@ describe('qpq (launcher, no server)', () => {
       await qpq(['--data-dir', dir, '--ca', join(root, 'nope.pem'), 'login', '-u', 'alice', '-p', 'pw']),
       `qpq: cannot read the CA file ${join(root, 'nope.pem')} (no such file)`,
     );
+  });
+
+  it('refuses a file one byte over 50 MiB before anything else, naming the limit', async () => {
+    const dir = join(root, `d${n++}`);
+    mkdirSync(dir);
+    const big = join(dir, 'big file.bin');
+    writeFileSync(big, '');
+    truncateSync(big, 52_428_801); // sparse: no 50 MiB written to disk
+    const expected = 'qpq: big file.bin is too large to send: 52,428,801 bytes; the limit is 52,428,800 bytes (50 MiB)';
+    assertOneLineFailure(await qpq(['--data-dir', join(dir, 'qpq'), 'send-file', 'bob', big]), expected);
+    // --json keeps stderr to that one line: no progress lines.
+    assertOneLineFailure(await qpq(['--data-dir', join(dir, 'qpq'), 'send-file', 'bob', big, '--json']), expected);
+    assertOneLineFailure(
+      await qpq(['--data-dir', join(dir, 'qpq'), 'send-file', 'bob', join(dir, 'nope.jpg')]),
+      `qpq: no such file: ${join(dir, 'nope.jpg')}`,
+    );
+    assertOneLineFailure(
+      await qpq(['--data-dir', join(dir, 'qpq'), 'send-file', 'bob', dir]),
+      `qpq: not a file: ${dir}`,
+    );
+  });
+
+  it("says when a file to download is not in this device's history", async () => {
+    const dir = join(root, `d${n++}`);
+    assertOneLineFailure(
+      await qpq(['--data-dir', dir, 'download', 'f00d', '--out', join(root, 'x.bin')]),
+      "qpq: no file f00d in this device's history",
+    );
+    assertOneLineFailure(await qpq(['--data-dir', dir, 'download']), 'qpq: download needs FILE_ID', 2);
   });
 
   it('asks for QPQ_PASSPHRASE for a passphrase-protected data dir', async () => {

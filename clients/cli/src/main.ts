@@ -22,6 +22,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         return await (await import('./commands/account.js')).login(global, io, command.username, command.password);
       case 'send':
         return await (await import('./commands/send.js')).send(global, io, command.to, command.text);
+      case 'send-file':
+        return await (await import('./commands/send-file.js')).sendFile(global, io, command.to, command.path);
+      case 'download':
+        return await (await import('./commands/download.js')).download(global, io, command.file, command.out);
       case 'recv':
         return await (await import('./commands/recv.js')).recv(global, io, command.waitSeconds);
       case 'kt':

@@ -9,6 +9,7 @@ import {
   deviceLine,
   eventJson,
   eventText,
+  fileSize,
   historyItemJson,
   historyText,
   memberLine,
@@ -16,6 +17,8 @@ import {
   messageText,
   printMessages,
   safetyNumberText,
+  savedFileText,
+  sentFileText,
   type Io,
 } from './output.js';
 
@@ -129,6 +132,78 @@ describe('messages', () => {
   it('adds the day to a time that is not today', () => {
     assert.equal(clock(AT, NOW), '[12:03]');
     assert.equal(clock(new Date(2026, 10, 24, 9, 5), NOW), '[11-24 09:05]');
+  });
+});
+
+describe('files', () => {
+  const BLOB = 'ab'.repeat(32);
+  const photo = { id: BLOB, name: 'photo.jpg', size: 1_258_291, mediaType: 'image/jpeg' };
+  const fileMessage: ReceivedMessage = { ...dm, text: 'photo.jpg', file: photo };
+
+  it('gives sizes in binary units with one decimal', () => {
+    assert.equal(fileSize(0), '0 B');
+    assert.equal(fileSize(1023), '1023 B');
+    assert.equal(fileSize(1024), '1.0 KiB');
+    assert.equal(fileSize(1536), '1.5 KiB');
+    assert.equal(fileSize(1_258_291), '1.2 MiB');
+    assert.equal(fileSize(52_428_800), '50.0 MiB');
+    assert.equal(fileSize(3 * 1024 ** 3), '3.0 GiB');
+  });
+
+  it('shows a file message as [file] NAME (SIZE), in a DM, a group and a reply', () => {
+    assert.equal(messageText(fileMessage, undefined, NOW), '[12:03] alice@x: [file] photo.jpg (1.2 MiB)');
+    assert.equal(
+      messageText({ ...inGroup, text: 'photo.jpg', file: photo, replyTo: 'm0' }, { from: 'bob@x', text: 'pics?' }, NOW),
+      '[12:03] #team alice@x: (reply to bob@x "pics?") [file] photo.jpg (1.2 MiB)',
+    );
+    assert.equal(
+      messageText({ ...fileMessage, deleted: true, text: '' }, undefined, NOW),
+      '[12:03] alice@x: (message deleted)',
+    );
+    // The name is the sender's word: it cannot move the cursor either.
+    assert.equal(
+      messageText({ ...fileMessage, file: { ...photo, name: 'a\x1b[2Jb.txt', size: 12 } }, undefined, NOW),
+      '[12:03] alice@x: [file] a\\x1b[2Jb.txt (12 B)',
+    );
+  });
+
+  it('gives a script the file with id, name, size and type, and the name as text', () => {
+    const j = messageJson(fileMessage);
+    assert.deepEqual(j.file, { id: BLOB, name: 'photo.jpg', size: 1_258_291, type: 'image/jpeg' });
+    assert.equal(j.text, 'photo.jpg');
+    assert.equal('file' in messageJson(dm), false);
+    const h = historyItemJson({ ...item(3), text: 'photo.jpg', file: photo });
+    assert.deepEqual(h.file, { id: BLOB, name: 'photo.jpg', size: 1_258_291, type: 'image/jpeg' });
+    assert.equal(h.index, 3);
+  });
+
+  it('numbers a file in the history like any message, for /download N', () => {
+    const all = [
+      item(1),
+      item(2, { text: 'photo.jpg', file: photo }),
+      item(3, { deleted: true, text: '', file: photo }),
+    ];
+    assert.deepEqual(historyText(all, all, NOW), [
+      '1 [12:03] bob@x: message 1',
+      '2 [12:03] bob@x: [file] photo.jpg (1.2 MiB)',
+      '3 [12:03] bob@x: message deleted',
+    ]);
+  });
+
+  it('has recv tell a person how to save a file (the id is not in the text otherwise)', () => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    printMessages({ stdout: out, stderr: out, stdin: new PassThrough(), env: {} } as Io, false, [fileMessage, dm]);
+    const [first, second] = text.trimEnd().split('\n');
+    assert.match(first!, new RegExp(`: \\[file\\] photo\\.jpg \\(1\\.2 MiB\\)  \\(qpq download ${BLOB}\\)$`));
+    assert.match(second!, /alice@x: hi$/);
+  });
+
+  it('words what send-file and download print', () => {
+    assert.equal(sentFileText(photo, 'bob@x'), 'sent photo.jpg (1.2 MiB) to bob@x');
+    assert.equal(sentFileText(photo, '#team'), 'sent photo.jpg (1.2 MiB) to #team');
+    assert.equal(savedFileText(photo, '/home/me/photo.jpg'), 'saved photo.jpg (1.2 MiB) to /home/me/photo.jpg');
   });
 });
 

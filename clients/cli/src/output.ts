@@ -4,6 +4,7 @@ import type {
   ConversationEvent,
   ConversationSummary,
   DeviceSummary,
+  FileSummary,
   HistoryItem,
   MemberSummary,
   ReceivedMessage,
@@ -14,7 +15,8 @@ import { formatDuration } from './duration.js';
 /** Where a command writes; main() passes the process's streams, tests pass their own. */
 export interface Io {
   stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
+  /** Progress of a file transfer draws a bar here when it is a terminal. */
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
 }
@@ -78,11 +80,47 @@ export function clock(at: Date, now = new Date()): string {
   return `[${day} ${time}]`;
 }
 
+// --- files -----------------------------------------------------------------------------------------
+
+/** `512 B`, `1.5 KiB`, `1.2 MiB`: a size as a person reads it (binary units, one decimal). */
+export function fileSize(bytes: number): string {
+  const units = ['KiB', 'MiB', 'GiB'];
+  if (bytes < 1024) return `${bytes} B`;
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]!}`;
+}
+
+/** A file as scripts read it: `id` is what `qpq download` takes. */
+export function fileJson(f: FileSummary): { id: string; name: string; size: number; type: string } {
+  return { id: f.id, name: f.name, size: f.size, type: f.mediaType };
+}
+
+/** `[file] photo.jpg (1.2 MiB)`: what a file message shows instead of its text. */
+export function fileText(f: Pick<FileSummary, 'name' | 'size'>): string {
+  return `[file] ${printable(f.name)} (${fileSize(f.size)})`;
+}
+
+/** The line `qpq send-file` prints: `sent photo.jpg (1.2 MiB) to bob@x`. */
+export function sentFileText(f: Pick<FileSummary, 'name' | 'size'>, to: string): string {
+  return `sent ${printable(f.name)} (${fileSize(f.size)}) to ${printable(to)}`;
+}
+
+/** The line `qpq download` prints: `saved photo.jpg (1.2 MiB) to /home/me/photo.jpg`. */
+export function savedFileText(f: Pick<FileSummary, 'name' | 'size'>, path: string): string {
+  return `saved ${printable(f.name)} (${fileSize(f.size)}) to ${printable(path)}`;
+}
+
 // --- messages --------------------------------------------------------------------------------------
 
 /**
  * One message as a JSON object: at least from, text and conversation (what scripts read); `group`
- * (the group's name) for a group message, `replyTo` (a message id) for a reply.
+ * (the group's name) for a group message, `replyTo` (a message id) for a reply, `file` for a file
+ * (its `text` is then the file's name).
  */
 export function messageJson(m: ReceivedMessage): Record<string, unknown> {
   return {
@@ -94,6 +132,7 @@ export function messageJson(m: ReceivedMessage): Record<string, unknown> {
     sentAt: m.sentAt.toISOString(),
     ...(m.seq !== undefined ? { seq: m.seq } : {}),
     ...(m.replyTo !== undefined ? { replyTo: m.replyTo } : {}),
+    ...(m.file !== undefined ? { file: fileJson(m.file) } : {}),
   };
 }
 
@@ -104,8 +143,21 @@ export function messageJson(m: ReceivedMessage): Record<string, unknown> {
 export function messageText(m: ReceivedMessage, quote?: Quote, now?: Date): string {
   const where = m.group !== undefined ? `#${printable(m.group)} ` : '';
   // A message deleted before it was shown arrives with no text.
-  const text = m.deleted ? '(message deleted)' : printable(m.text);
+  const text = m.deleted ? '(message deleted)' : bodyText(m);
   return `${clock(m.sentAt, now)} ${where}${printable(m.from)}: ${replyMarker(m, quote)}${text}`;
+}
+
+/** What a message says: its text, or what file it carries. */
+function bodyText(m: ReceivedMessage): string {
+  return m.file !== undefined ? fileText(m.file) : printable(m.text);
+}
+
+/**
+ * `recv` shows a file with the command that saves it: one-shot output has no /history numbers, and a
+ * person should not need --json to learn the id.
+ */
+export function downloadHint(m: ReceivedMessage): string {
+  return m.file !== undefined && !m.deleted ? `  (qpq download ${m.file.id})` : '';
 }
 
 function replyMarker(m: ReceivedMessage, quote: Quote | undefined): string {
@@ -122,7 +174,7 @@ export function printMessages(
 ): void {
   for (const m of messages) {
     if (asJson) json(io.stdout, messageJson(m));
-    else line(io.stdout, messageText(m, m.replyTo !== undefined ? quotes.get(m.replyTo) : undefined));
+    else line(io.stdout, messageText(m, m.replyTo !== undefined ? quotes.get(m.replyTo) : undefined) + downloadHint(m));
   }
 }
 
@@ -162,7 +214,7 @@ export function historyItemText(item: HistoryItem, all: readonly HistoryItem[] =
   const reactions = item.reactions.length
     ? ` [${item.reactions.map((r) => `${printable(r.emoji)} ${r.from.map(printable).join(', ')}`).join('; ')}]`
     : '';
-  return `${head} ${reply}${printable(item.text)}${edited}${reactions}${statusText(item)}`;
+  return `${head} ${reply}${bodyText(item)}${edited}${reactions}${statusText(item)}`;
 }
 
 function statusText(item: HistoryItem): string {

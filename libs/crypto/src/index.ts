@@ -38,3 +38,4 @@ export {
   CryptoUsageError,
   MessageRejectedError,
 } from './errors.js';
+export * from './file-encryption.js';

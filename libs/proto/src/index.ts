@@ -7,3 +7,4 @@ export * from './gen/qpq/v1/client.js';
 export * from './gen/qpq/v1/e2e.js';
 export * from './gen/qpq/v1/events.js';
 export * from './gen/qpq/v1/ktlog.js';
+export * from './gen/qpq/v1/blob.js';

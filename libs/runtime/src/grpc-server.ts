@@ -1,60 +1,60 @@
 import {
   Server,
   ServerCredentials,
-  status as GrpcStatus,
-  type Metadata,
+  type ServerReadableStream,
   type ServerUnaryCall,
+  type ServerWritableStream,
   type sendUnaryData,
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { context, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
 import { HealthImplementation } from 'grpc-health-check';
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { formatHostPort, type HostPort } from './config.js';
-import { requestScope } from './context.js';
-import { PermissionDeniedError, toGrpcStatus, UnauthenticatedError } from './errors.js';
-import { metadataKeys, readIdentity, type Identity } from './identity.js';
-import { metadataGetter } from './propagation.js';
+import { openCall, type CallContext, type CallScope, type ServedCall } from './grpc-call.js';
+import {
+  serveClientStream,
+  serveServerStream,
+  type ClientStreamHandler,
+  type ServerStreamHandler,
+} from './grpc-streaming.js';
 import type { Telemetry } from './telemetry.js';
-import { GATEWAY_COMMON_NAME, type TlsFiles } from './tls.js';
-
-/** What a route handler knows about the call besides its request. */
-export interface CallContext {
-  method: string;
-  requestId: string;
-  /** The caller as asserted by the gateway; undefined for calls that carry none or come from elsewhere. */
-  identity: Identity | undefined;
-  /** Common name of the peer's (CA-verified) client certificate, e.g. `gateway`. */
-  peer: string | undefined;
-  logger: Logger;
-  /** Aborted when the caller cancels or the deadline passes. */
-  signal: AbortSignal;
-}
+import type { TlsFiles } from './tls.js';
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
+/**
+ * The handler a method of a ts-proto service definition takes, chosen by its requestStream and
+ * responseStream flags: UnaryHandler, ClientStreamHandler or ServerStreamHandler (bidirectional streaming
+ * is not served).
+ */
+export type RouteFor<M> = M extends {
+  requestStream: infer ReqStream;
+  responseStream: infer ResStream;
+  requestDeserialize: (b: Buffer) => infer Req;
+  responseSerialize: (v: infer Res) => Buffer;
+}
+  ? [ReqStream] extends [true]
+    ? [ResStream] extends [true]
+      ? never
+      : ClientStreamHandler<Req, Res>
+    : [ResStream] extends [true]
+      ? ServerStreamHandler<Req, Res>
+      : UnaryHandler<Req, Res>
+  : never;
+
 /** Route handlers for a ts-proto service definition, one async function per RPC. */
-export type Routes<D> = {
-  [K in keyof D]: D[K] extends {
-    requestDeserialize: (b: Buffer) => infer Req;
-    responseSerialize: (v: infer Res) => Buffer;
-  }
-    ? UnaryHandler<Req, Res>
-    : never;
-};
+export type Routes<D> = { [K in keyof D]: RouteFor<D[K]> };
 
-/** Refuses (PERMISSION_DENIED) a call that did not come from the gateway's certificate. */
-export function requireGateway(ctx: CallContext): void {
-  if (ctx.peer !== GATEWAY_COMMON_NAME) throw new PermissionDeniedError('only the gateway may call this');
+export interface AddServiceOptions {
+  /**
+   * Longest wait, in a streaming call, for the caller's next message or for a full response buffer to
+   * drain (then DEADLINE_EXCEEDED). Default DEFAULT_STREAM_IDLE_TIMEOUT_MS.
+   */
+  streamIdleTimeoutMs?: number;
 }
 
-/** The caller's identity, or UNAUTHENTICATED. */
-export function requireIdentity(ctx: CallContext): Identity {
-  if (!ctx.identity) throw new UnauthenticatedError('this call needs a logged-in device');
-  return ctx.identity;
-}
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 30_000;
 
 export interface GrpcServerOptions {
   service: string;
@@ -64,14 +64,19 @@ export interface GrpcServerOptions {
   maxMessageBytes: number;
 }
 
+type AnyHandler =
+  UnaryHandler<unknown, unknown> | ClientStreamHandler<unknown, unknown> | ServerStreamHandler<unknown, unknown>;
+
 /**
  * A gRPC server over mutual TLS with the health protocol, per-call logging and metrics, and error
- * mapping. Identity metadata is honoured only when the peer's certificate is the gateway's.
+ * mapping, for unary and client- or server-streaming methods alike. Identity metadata is honoured only
+ * when the peer's certificate is the gateway's.
  */
 export class GrpcServer {
   readonly health = new HealthImplementation({ '': 'NOT_SERVING' });
   private readonly server: Server;
   private readonly serviceNames: string[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(private readonly opts: GrpcServerOptions) {
     this.server = new Server({
@@ -81,12 +86,33 @@ export class GrpcServer {
     this.health.addToServer(this.server);
   }
 
-  addService<D extends ServiceDefinition>(name: string, definition: D, routes: Routes<D>): void {
+  addService<D extends ServiceDefinition>(
+    name: string,
+    definition: D,
+    routes: Routes<D>,
+    options: AddServiceOptions = {},
+  ): void {
+    const idleMs = options.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS;
     const impl: UntypedServiceImplementation = {};
     for (const [key, method] of Object.entries(definition)) {
-      const handler = (routes as Record<string, UnaryHandler<unknown, unknown>>)[key];
+      const handler = (routes as Record<string, AnyHandler | undefined>)[key];
       if (!handler) throw new Error(`${name}: no route for ${method.path}`);
-      impl[key] = this.wrap(method.path, handler);
+      const open = (call: ServedCall) => openCall(method.path, call, this.opts);
+      if (!method.requestStream && !method.responseStream) {
+        const unary = handler as UnaryHandler<unknown, unknown>;
+        impl[key] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) =>
+          this.track(serveUnary(open(call), call, callback, unary));
+      } else if (method.requestStream && !method.responseStream) {
+        const clientStream = handler as ClientStreamHandler<unknown, unknown>;
+        impl[key] = (call: ServerReadableStream<unknown, unknown>, callback: sendUnaryData<unknown>) =>
+          this.track(serveClientStream(open(call), call, callback, clientStream, idleMs));
+      } else if (!method.requestStream && method.responseStream) {
+        const serverStream = handler as ServerStreamHandler<unknown, unknown>;
+        impl[key] = (call: ServerWritableStream<unknown, unknown>) =>
+          this.track(serveServerStream(open(call), call, serverStream, idleMs));
+      } else {
+        throw new Error(`${name}: ${method.path} is bidirectional streaming, which is not served`);
+      }
     }
     this.server.addService(definition, impl);
     this.serviceNames.push(name);
@@ -122,56 +148,37 @@ export class GrpcServer {
     });
   }
 
-  private wrap(path: string, handler: UnaryHandler<unknown, unknown>) {
-    const { logger, telemetry } = this.opts;
-    const tracer = trace.getTracer('qpq-grpc');
-    return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-      const started = performance.now();
-      const requestId = firstString(call.metadata, metadataKeys.requestId) ?? randomUUID();
-      const cn = call.getAuthContext()?.sslPeerCertificate?.subject?.CN;
-      const peerCn = typeof cn === 'string' ? cn : undefined;
-      const identity = peerCn === GATEWAY_COMMON_NAME ? readIdentity(call.metadata) : undefined;
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
-      const parent = propagation.extract(context.active(), call.metadata, metadataGetter);
-      const span = tracer.startSpan(path, { attributes: { 'rpc.system': 'grpc', 'rpc.method': path } }, parent);
-      const ctx: CallContext = {
-        method: path,
-        requestId,
-        identity,
-        peer: peerCn,
-        logger: logger.child({ method: path }),
-        signal: abort.signal,
-      };
-      const finish = (code: GrpcStatus, err?: unknown) => {
-        const seconds = (performance.now() - started) / 1000;
-        telemetry.rpcServerDuration.record(seconds, { method: path, code: GrpcStatus[code] ?? String(code) });
-        if (code !== GrpcStatus.OK) span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
-        const fields = { code: GrpcStatus[code], ms: Math.round(seconds * 1000), peer: peerCn };
-        if (code === GrpcStatus.INTERNAL) ctx.logger.error({ ...fields, err }, 'rpc failed');
-        else ctx.logger.debug(fields, 'rpc');
-      };
-      context.with(trace.setSpan(parent, span), () =>
-        requestScope.run({ requestId }, () => {
-          handler(call.request, ctx).then(
-            (response) => {
-              finish(GrpcStatus.OK);
-              callback(null, response);
-            },
-            (err: unknown) => {
-              const { code, details } = toGrpcStatus(err);
-              finish(code, err);
-              callback({ code, details });
-            },
-          );
-        }),
-      );
-    };
+  /**
+   * Resolves once every handler still running has finished, or after `timeoutMs`. A drain that cut calls
+   * off leaves their handlers running (e.g. storing what an upload delivered): a service awaits this
+   * before it closes what they use.
+   */
+  async settled(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
+    clearTimeout(timer);
+  }
+
+  private track(p: Promise<void>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
   }
 }
 
-function firstString(md: Metadata, key: string): string | undefined {
-  const v = md.get(key)[0];
-  return typeof v === 'string' && v.length > 0 && v.length <= 128 ? v : undefined;
+async function serveUnary(
+  scope: CallScope,
+  call: ServerUnaryCall<unknown, unknown>,
+  callback: sendUnaryData<unknown>,
+  handler: UnaryHandler<unknown, unknown>,
+): Promise<void> {
+  let response: unknown;
+  try {
+    response = await scope.run(() => handler(call.request, scope.ctx));
+  } catch (err) {
+    callback(scope.fail(err));
+    return;
+  }
+  scope.succeed();
+  callback(null, response);
 }

@@ -3,6 +3,7 @@
 import type { AppContent } from '@qpq/proto';
 import { appendHistory, kindOf, toReceived } from './conversations.js';
 import { importHistory } from './history-transfer.js';
+import { fileRecord } from './file-ref.js';
 import type { ConversationRecord, GroupRecord, HistoryEntry, StoreDocument } from './store-document.js';
 import type { ConversationEvent, ReceivedMessage } from './views.js';
 
@@ -39,13 +40,17 @@ export function applyContent(
   const c = conv.peer;
   const target = (id: string) => conv.history.find((h) => h.id === id);
   switch (body?.$case) {
-    case 'text': {
+    case 'text':
+    case 'file': {
       const ttl = conv.settings?.disappearAfterMs ?? 0;
+      const file = body.$case === 'file' ? fileRecord(body.value) : undefined;
+      if (body.$case === 'file' && !file) return { events: [] };
       const entry: HistoryEntry = {
         id: content.id,
         direction: from === own ? 'out' : 'in',
         from,
-        text: body.value.text,
+        text: body.$case === 'text' ? body.value.text : file!.name,
+        ...(file ? { file } : {}),
         sentAtMs: Number(content.sentAtMs),
         storedAtMs: arrival.now,
         seq: arrival.seq,
@@ -74,7 +79,8 @@ export function applyContent(
     case 'edit': {
       const t = target(body.value.targetId);
       // Only the account that wrote a message may change it.
-      if (!t || t.from !== from || t.deleted) return { events: [] };
+      // A file message's text is the file's name: it is not edited.
+      if (!t || t.from !== from || t.deleted || t.file) return { events: [] };
       t.text = body.value.text;
       t.edited = true;
       return { events: [{ kind: 'edit', conversation: c, from, targetId: t.id, text: t.text }] };

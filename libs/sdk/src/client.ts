@@ -33,6 +33,7 @@ import {
 } from './errors.js';
 import { GatewaySession, parseServerAddress, type ServerAddress } from './gateway-session.js';
 import { sendHistory, type GroupChangeDeps } from './group-changes.js';
+import { FileTransfers, type ProgressListener } from './file-transfer.js';
 import { Inbox } from './inbox.js';
 import { KeyTransparency, type KeyLogAudit, type KeyLogEntry } from './key-transparency.js';
 import { loginAccount, registerAccount } from './opaque-flow.js';
@@ -45,6 +46,7 @@ import type {
   ConversationEvent,
   ConversationSummary,
   DeviceSummary,
+  FileSummary,
   HistoryItem,
   MemberSummary,
   ReceivedMessage,
@@ -75,6 +77,8 @@ export interface QpqClientOptions {
   /** Retries of a send that failed for a reason a retry can fix. */
   retry?: RetryPolicy;
   store?: Omit<StoreOptions, 'env'>;
+  /** Largest file sendFile takes, in plaintext bytes (default 50 MiB, the server's default). */
+  maxFileBytes?: number;
 }
 
 export interface AccountInfo {
@@ -124,6 +128,7 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
   private readonly messaging: Messaging;
   private readonly accountDevices: AccountDevices;
   private readonly kt: KeyTransparency;
+  private readonly files: FileTransfers;
   /** Receiving, sending and committing take turns on group state. */
   private readonly queue = new TaskQueue();
   /** The session token is attached on the current session. */
@@ -198,6 +203,7 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
       welcomeFor: welcomeSettings,
     };
     this.messaging = new Messaging(core, changes);
+    this.files = new FileTransfers(core, opts.maxFileBytes);
     this.accountDevices = new AccountDevices(core, changes, (task) => this.inBackground(task));
   }
 
@@ -657,6 +663,54 @@ export class QpqClient extends EventEmitter<QpqClientEvents> {
     if (peer === me.username) throw new UsageError('cannot send a message to yourself');
     const res = await this.rpc(() => this.session.call(AuthServiceService.resolveUser, { username: peer }), peer);
     return { username: res.username, address: res.address, devices: res.devices.length };
+  }
+
+  /**
+   * Sends a file: checked against the limit before anything else, encrypted with a fresh key, uploaded
+   * (continuing where an earlier attempt of the same file stopped), then named to the conversation in
+   * an MLS message. The blob is kept as long as the conversation's disappearing timer, else the
+   * deployment's retention.
+   * @throws FileTooLargeError, UsageError for a path that is not a readable file
+   */
+  async sendFile(
+    conversation: string,
+    path: string,
+    opts: { replyTo?: string; onProgress?: ProgressListener } = {},
+  ): Promise<SentMessage & { file: FileSummary }> {
+    await this.files.check(path);
+    await this.connectOrQueue(conversation);
+    const dest = await this.rpc(() => this.messaging.fileDestination(conversation), conversation);
+    const expiresAtMs = dest.disappearAfterMs > 0 ? Date.now() + dest.disappearAfterMs : 0;
+    const file = await this.rpc(() =>
+      this.files.upload(path, { expiresAtMs, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) }),
+    );
+    const sent = await this.rpc(() => this.messaging.sendFile(dest.conversation, file, opts.replyTo));
+    await this.flushOrExplain(sent.id);
+    const pending = await this.outbox.pending();
+    return {
+      id: sent.id,
+      to: sent.conversation,
+      conversation: sent.conversation,
+      delivered: pending === 0,
+      file: { id: file.blobId, name: file.name, size: file.size, mediaType: file.mediaType },
+    };
+  }
+
+  /**
+   * Downloads a file this device received or sent, by blob id or message id (or by its number in
+   * `conversation`'s history), decrypts it and writes it to `outPath`. Every chunk is checked: a
+   * corrupted or cut-short file is an error and nothing is left at `outPath`.
+   */
+  async downloadFile(
+    ref: string,
+    outPath: string | ((name: string) => string),
+    opts: { conversation?: string; onProgress?: ProgressListener } = {},
+  ): Promise<{ path: string; file: FileSummary }> {
+    const file = await this.messaging.findFile(ref.trim(), opts.conversation);
+    await this.connect();
+    const target = typeof outPath === 'function' ? outPath(file.name) : outPath;
+    const path = await this.rpc(() => this.files.download(file, target, opts.onProgress));
+    return { path, file: { id: file.blobId, name: file.name, size: file.size, mediaType: file.mediaType } };
   }
 
   /**

@@ -181,6 +181,9 @@ export function toReceived(conv: ConversationRecord, h: HistoryEntry): ReceivedM
     ...(h.seq !== undefined ? { seq: h.seq } : {}),
     ...(h.replyTo ? { replyTo: h.replyTo } : {}),
     ...(h.deleted ? { deleted: true } : {}),
+    ...(h.file && !h.deleted
+      ? { file: { id: h.file.blobId, name: h.file.name, size: h.file.size, mediaType: h.file.mediaType } }
+      : {}),
   };
 }
 

@@ -188,6 +188,24 @@ export class GatewaySession {
     return method.responseDeserialize(Buffer.from(answer.buffer, answer.byteOffset, answer.byteLength));
   }
 
+  /**
+   * Runs `use` on the attached connection: file transfers open their own QUIC streams beside the
+   * session's. A connection that drops under it is a ServerUnreachableError (the caller resumes on a
+   * fresh one); any other failure (the server's answer, a file that cannot be read) is thrown as it came.
+   */
+  async withConnection<T>(use: (conn: GatewayConnection) => Promise<T>): Promise<T> {
+    const conn = await this.connection();
+    try {
+      return await use(conn);
+    } catch (err) {
+      if (conn.isClosed) {
+        this.drop(conn);
+        throw connectionLost(this.server, err);
+      }
+      throw err;
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);

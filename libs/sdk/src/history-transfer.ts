@@ -7,7 +7,8 @@
 // creating the conversation if its Welcome has not arrived yet.
 import type { HistoryChunk } from '@qpq/proto';
 import { mergeHistory } from './conversations.js';
-import type { ConversationRecord, HistoryEntry, StoreDocument } from './store-document.js';
+import { fileRecord } from './file-ref.js';
+import type { ConversationRecord, FileRecord, HistoryEntry, StoreDocument } from './store-document.js';
 
 /** Bytes of JSON per chunk: well inside one message's limit after MLS framing and padding. */
 export const HISTORY_CHUNK_BYTES = 96 * 1024;
@@ -26,6 +27,7 @@ interface TransferredEntry {
   deleted?: boolean;
   readBy?: string[];
   expiresAtMs?: number;
+  file?: FileRecord;
 }
 
 /** Which conversation a transfer is for, so a device that is not in it yet can file it. */
@@ -55,6 +57,7 @@ export function exportHistory(conv: ConversationRecord, transferId: string): His
     ...(h.deleted ? { deleted: true } : {}),
     ...(h.readBy?.length ? { readBy: h.readBy } : {}),
     ...(h.expiresAtMs !== undefined ? { expiresAtMs: h.expiresAtMs } : {}),
+    ...(h.file ? { file: h.file } : {}),
   }));
   if (entries.length === 0) return [];
   const json = Buffer.from(JSON.stringify({ format: FORMAT, conversation, entries }), 'utf8');
@@ -114,6 +117,7 @@ export function importHistory(
       ...(e.deleted ? { deleted: true } : {}),
       ...(e.readBy ? { readBy: e.readBy } : {}),
       ...(e.expiresAtMs !== undefined ? { expiresAtMs: e.expiresAtMs } : {}),
+      ...(e.file ? fileOf(e.file) : {}),
     }));
   return mergeHistory(conv, entries);
 }
@@ -148,4 +152,18 @@ function conversationFor(
     });
   }
   return undefined;
+}
+
+/** A transferred file reference, checked as one from a message would be. */
+function fileOf(file: FileRecord): { file?: FileRecord } {
+  if (typeof file.key !== 'string' || typeof file.blobId !== 'string') return {};
+  const checked = fileRecord({
+    blobId: file.blobId,
+    key: new Uint8Array(Buffer.from(file.key, 'base64')),
+    size: BigInt(Number(file.size) || 0),
+    name: String(file.name ?? ''),
+    mediaType: String(file.mediaType ?? ''),
+    replyTo: '',
+  });
+  return checked ? { file: checked } : {};
 }

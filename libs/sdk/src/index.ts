@@ -17,3 +17,4 @@ export {
 } from './outbox.js';
 export * from './errors.js';
 export type { KeyLogAudit, KeyLogEntry } from './key-transparency.js';
+export { FileTooLargeError, MAX_FILE_BYTES, type ProgressListener } from './file-transfer.js';

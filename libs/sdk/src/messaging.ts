@@ -19,7 +19,7 @@ import { Directory } from './directory.js';
 import { NoSuchUserError, QpqClientError, UsageError } from './errors.js';
 import { changeGroup, createLocalGroup, type Change, type GroupChangeDeps } from './group-changes.js';
 import { addToOutbox } from './outbox.js';
-import type { ConversationRecord, StoreDocument } from './store-document.js';
+import type { ConversationRecord, FileRecord, StoreDocument } from './store-document.js';
 import type { ConversationSummary, HistoryItem, MemberSummary } from './views.js';
 
 /** Longest text a message may carry, in UTF-8 bytes (far below the delivery service's payload limit). */
@@ -113,6 +113,62 @@ export class Messaging {
       return this.queueContent(convId, { $case: 'text', value: { text, replyTo: replyTo ?? '' } });
     });
     return { id: id.messageId, conversation: id.conversation };
+  }
+
+  /**
+   * Where a file for `conversation` goes (a DM not started yet is set up first, before any byte is
+   * uploaded) and how long it is kept there: the disappearing timer, 0 for none.
+   */
+  async fileDestination(conversation: string): Promise<{ conversation: string; disappearAfterMs: number }> {
+    return this.core.exclusive(async () => {
+      const convId = await this.ensureConversation(conversation);
+      const conv = this.requireConversation(await this.core.store.read(), convId);
+      if (conv.left) throw new UsageError(`you are no longer in ${describe(conv)}`);
+      return { conversation: convId, disappearAfterMs: conv.settings?.disappearAfterMs ?? 0 };
+    });
+  }
+
+  /** Sends the reference to an uploaded file (its key, blob id, size, name and type). */
+  async sendFile(
+    conversation: string,
+    file: FileRecord,
+    replyTo?: string,
+  ): Promise<{ id: string; conversation: string }> {
+    const sent = await this.core.exclusive(() =>
+      this.queueContent(conversation, {
+        $case: 'file',
+        value: {
+          blobId: file.blobId,
+          key: unb64(file.key),
+          size: BigInt(file.size),
+          name: file.name,
+          mediaType: file.mediaType,
+          replyTo: replyTo ?? '',
+        },
+      }),
+    );
+    return { id: sent.messageId, conversation: sent.conversation };
+  }
+
+  /**
+   * A file received or sent: by its position in `conversation`'s history (as /download N names it), or
+   * anywhere by message id or blob id (as `qpq download FILE_ID` does).
+   */
+  async findFile(ref: string, conversation?: string): Promise<FileRecord> {
+    const doc = await this.core.store.read();
+    if (conversation !== undefined && /^\d+$/.test(ref)) {
+      const conv = this.requireConversation(doc, conversation);
+      const entry = conv.history[Number(ref) - 1];
+      if (!entry) throw new UsageError(`no message ${ref} in ${describe(conv)}`);
+      if (!entry.file || entry.deleted) throw new UsageError(`message ${ref} is not a file`);
+      return entry.file;
+    }
+    for (const conv of Object.values(doc.conversations)) {
+      for (const h of conv.history) {
+        if (h.file && !h.deleted && (h.id === ref || h.file.blobId === ref)) return h.file;
+      }
+    }
+    throw new UsageError(`no file ${ref} in this device's history`);
   }
 
   async react(conversation: string, targetId: string, emoji: string, remove: boolean): Promise<void> {

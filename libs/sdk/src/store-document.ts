@@ -22,6 +22,8 @@ export interface StoreDocument {
   outbox: OutboxEntry[];
   /** Safety numbers this device computed, by peer address: a different one later means a key changed. */
   safetyNumbers?: Record<string, string>;
+  /** Uploads cut off before they finished, by upload id. */
+  uploads?: Record<string, PendingUpload>;
   /** The key-transparency log as this device has seen it (absent until the first check). */
   keyTransparency?: KeyTransparencyRecord;
 }
@@ -125,6 +127,37 @@ export interface HistoryEntry {
   receiptSent?: boolean;
   /** Disappearing messages: deleted from this store after this time. */
   expiresAtMs?: number;
+  /** A file message: what is needed to fetch and decrypt it (the text is the file's name). */
+  file?: FileRecord;
+}
+
+/** A file as a message carries it (e2e.proto FileRef). */
+export interface FileRecord {
+  /** Hex SHA-256 of the ciphertext: the blob id. */
+  blobId: string;
+  /** The file key, base64. */
+  key: string;
+  /** Plaintext bytes. */
+  size: number;
+  name: string;
+  mediaType: string;
+}
+
+/**
+ * An upload not finished yet, kept so that the same file sent again continues where it stopped: the
+ * same key makes the same ciphertext, so the blob service's stored bytes still fit.
+ */
+export interface PendingUpload {
+  uploadId: string;
+  /** Absolute path, size and mtime: the same file, unchanged. */
+  path: string;
+  size: number;
+  mtimeMs: number;
+  /** File key, base64. */
+  key: string;
+  /** Hex SHA-256 of the ciphertext. */
+  sha256: string;
+  createdAtMs: number;
 }
 
 export interface OutboxEntry {

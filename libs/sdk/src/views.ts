@@ -42,6 +42,17 @@ export interface ReceivedMessage {
   replyTo?: string;
   /** Deleted by its author (the text is then empty). */
   deleted?: boolean;
+  /** A file message (its text is the file's name): download it with downloadFile(file.id, …). */
+  file?: FileSummary;
+}
+
+export interface FileSummary {
+  /** The blob id (hex SHA-256 of the ciphertext). */
+  id: string;
+  name: string;
+  /** Plaintext bytes. */
+  size: number;
+  mediaType: string;
 }
 
 /**

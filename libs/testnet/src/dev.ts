@@ -49,7 +49,7 @@ function onSignal(signal: NodeJS.Signals): void {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
-say(`qpq dev: starting Postgres, NATS, auth, keypackage, delivery, ktlog and the gateway (state in ${dir})…`);
+say(`qpq dev: starting Postgres, NATS, auth, keypackage, delivery, ktlog, blob and the gateway (state in ${dir})…`);
 const started = Date.now();
 try {
   network = await TestNetwork.create({

@@ -61,7 +61,7 @@ test('boots Postgres, NATS and each service as its own process, wired together; 
     `fake network up in ${Date.now() - t0} ms (postgres ${net.postgres.startMs} ms, nats ${net.nats.startMs} ms)`,
   );
 
-  assert.deepEqual(net.serviceNames(), ['auth', 'keypackage', 'delivery', 'ktlog', 'gateway-0', 'gateway-1']);
+  assert.deepEqual(net.serviceNames(), ['auth', 'keypackage', 'delivery', 'ktlog', 'blob', 'gateway-0', 'gateway-1']);
   assert.equal(net.gatewayAddresses.length, 2);
   assert.notEqual(net.gatewayAddresses[0], net.gatewayAddresses[1]);
   for (const addr of net.gatewayAddresses) assert.match(addr, /^127\.0\.0\.1:\d+$/);
@@ -83,6 +83,7 @@ test('boots Postgres, NATS and each service as its own process, wired together; 
   assert.equal(gw.QPQ_KEYPACKAGE_ADDR, net.addressOf('keypackage').listen);
   assert.equal(gw.QPQ_DELIVERY_ADDR, net.addressOf('delivery').listen);
   assert.equal(gw.QPQ_KTLOG_ADDR, net.addressOf('ktlog').listen);
+  assert.equal(gw.QPQ_BLOB_ADDR, net.addressOf('blob').listen);
   assert.match(gw.QPQ_TLS_CERT ?? '', /gateway\.pem$/);
   assert.match(gw.QPQ_EDGE_TLS_CERT ?? '', /edge\.pem$/);
   assert.equal(gw.QPQ_DATABASE_URL, undefined, 'the gateway holds no durable state');
@@ -94,7 +95,7 @@ test('boots Postgres, NATS and each service as its own process, wired together; 
     (r) => r.nspname,
   );
   await client.end();
-  for (const s of ['auth', 'keypackage', 'delivery', 'ktlog']) assert.ok(schemas.includes(s), s);
+  for (const s of ['auth', 'keypackage', 'delivery', 'ktlog', 'blob']) assert.ok(schemas.includes(s), s);
 
   // Logs: one file per process, with what the process printed.
   assert.equal(net.logFiles().length, 8);
@@ -198,7 +199,7 @@ test('fixed ports: a taken port is refused with one clear line before anything s
   }
 });
 
-const realServices = ['auth', 'keypackage', 'delivery', 'ktlog', 'gateway'].every((s) =>
+const realServices = ['auth', 'keypackage', 'delivery', 'ktlog', 'blob', 'gateway'].every((s) =>
   existsSync(join(REPO, 'services', s, 'src', 'bin.ts')),
 );
 

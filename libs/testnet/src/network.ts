@@ -18,7 +18,7 @@ import {
   type OwnedProcess,
 } from './processes.js';
 
-export type BackendName = 'auth' | 'keypackage' | 'delivery' | 'ktlog';
+export type BackendName = 'auth' | 'keypackage' | 'delivery' | 'ktlog' | 'blob';
 /** A process of the network: a backend by its name, a gateway as `gateway-<index>`. */
 export type ServiceName = BackendName | `gateway-${number}`;
 
@@ -72,8 +72,8 @@ interface ServiceState {
   expectingExit: boolean;
 }
 
-const BACKENDS: readonly BackendName[] = ['auth', 'keypackage', 'delivery', 'ktlog'];
-const CERT_NAMES = ['gateway', 'auth', 'keypackage', 'delivery', 'ktlog', 'edge'];
+const BACKENDS: readonly BackendName[] = ['auth', 'keypackage', 'delivery', 'ktlog', 'blob'];
+const CERT_NAMES = ['gateway', 'auth', 'keypackage', 'delivery', 'ktlog', 'blob', 'edge'];
 const READY_TIMEOUT_MS = 60_000;
 /** Services drain for at most this long in a test network, so destroy() fits its 20 s. */
 const DEFAULT_DRAIN_TIMEOUT = '3s';
@@ -376,6 +376,7 @@ export class TestNetwork {
             QPQ_KEYPACKAGE_ADDR: backendAddr.keypackage ?? '',
             QPQ_DELIVERY_ADDR: backendAddr.delivery ?? '',
             QPQ_KTLOG_ADDR: backendAddr.ktlog ?? '',
+            QPQ_BLOB_ADDR: backendAddr.blob ?? '',
           },
         },
         opts,

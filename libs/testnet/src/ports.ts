@@ -17,6 +17,7 @@ export const FIXED_PORTS = {
   keypackage: { grpc: 7102, http: 9102 },
   delivery: { grpc: 7103, http: 9103 },
   ktlog: { grpc: 7104, http: 9104 },
+  blob: { grpc: 7105, http: 9105 },
 } as const;
 
 export const LOOPBACK = '127.0.0.1';

@@ -1,12 +1,29 @@
 import { QUICClient, errors as quicErrors, events } from '@matrixai/quic';
-import { ClientFrame, ServerFrame, type Push } from '@qpq/proto';
+import {
+  ClientFrame,
+  ServerFrame,
+  type DownloadRequest,
+  type Push,
+  type UploadBegin,
+  type UploadResponse,
+} from '@qpq/proto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { CloseCode, describeCloseCode } from './close-codes.js';
 import { connectionEnd, describeConnectionEnd, on, type ConnectionEnd } from './events.js';
+import { FileStreamSlots } from './file-stream-slots.js';
+import {
+  DEFAULT_FILE_STALL_TIMEOUT_MS,
+  downloadOverStream,
+  FileTransfer,
+  uploadOverStream,
+  type Download,
+  type DownloadOptions,
+  type UploadOptions,
+} from './file-transfer.js';
 import { FrameStream, type FrameStreamEnd } from './frame-stream.js';
 import { DEFAULT_MAX_FRAME_BYTES, FrameTooLargeError } from './framing.js';
-import { clientCrypto, quicLogger, quicTransportConfig } from './quic-config.js';
+import { clientCrypto, quicDefaults, quicLogger, quicTransportConfig } from './quic-config.js';
 import { RpcError, StatusCode } from './rpc-error.js';
 
 export interface GatewayConnectOptions {
@@ -60,7 +77,8 @@ interface Pending {
 
 /**
  * The client's side of the gateway protocol: one QUIC connection, one long-lived bidirectional stream,
- * requests matched to responses by id, pushes delivered as they come.
+ * requests matched to responses by id, pushes delivered as they come; and file streams, each a QUIC
+ * stream of its own carrying one file's bytes, so transfers never hold up requests.
  *
  * @example
  * const conn = await GatewayConnection.connect({ host: '127.0.0.1', port: 7000, ca: caPem });
@@ -73,6 +91,8 @@ export class GatewayConnection {
   private readonly pending = new Map<number, Pending>();
   private readonly pushHandlers: ((push: Push) => void)[] = [];
   private readonly closeHandlers: ((reason?: Error) => void)[] = [];
+  private readonly fileSlots: FileStreamSlots;
+  private readonly transfers = new Set<FileTransfer>();
   private nextId = 1;
   private closedReason: Error | undefined;
   private closed = false;
@@ -92,6 +112,8 @@ export class GatewayConnection {
       this.finish(this.closeError());
     });
     on(client, events.EventQUICClientDestroyed, () => this.finish(this.closeError()), { once: true });
+    this.fileSlots = new FileStreamSlots(connection, quicDefaults.maxFileStreams);
+    // The first stream (id 0) is the session stream: the gateway tells it from file streams by that.
     this.frames = new FrameStream(connection.newStream('bidi'), {
       maxFrameBytes,
       onFrame: (frame) => this.onFrame(frame),
@@ -181,6 +203,57 @@ export class GatewayConnection {
     });
   }
 
+  /**
+   * Uploads one file's bytes on a file stream of its own: `begin` (BlobService.Upload's first
+   * message; `begin.offset` bytes already stored when resuming), then `bytes` from that offset, as
+   * fast as QUIC takes them. Resolves with the blob service's answer. Rejects with RpcError: the
+   * refusal the server sent (RESOURCE_EXHAUSTED naming the limit, FAILED_PRECONDITION for a wrong
+   * offset, DATA_LOSS for a hash mismatch, …) — at once, with the sending stopped, when it comes
+   * early; UNAVAILABLE when the stream or connection is cut off; DEADLINE_EXCEEDED after
+   * `timeoutMs` without progress. An answer `complete` that comes early (the blob was already
+   * stored) stops the sending too. Errors thrown by `bytes` itself are rethrown as they are.
+   *
+   * @example
+   * const answer = await conn.uploadFile(begin, fileChunks, { onSent: (n) => bar.update(n) });
+   */
+  async uploadFile(
+    begin: UploadBegin,
+    bytes: AsyncIterable<Uint8Array>,
+    opts: UploadOptions = {},
+  ): Promise<UploadResponse> {
+    const t = await this.openFileStream('upload', opts.timeoutMs);
+    try {
+      return await uploadOverStream(t, begin, bytes, opts.onSent);
+    } finally {
+      this.closeFileStream(t, true);
+    }
+  }
+
+  /**
+   * Downloads a blob on a file stream of its own: resolves with its info once the server answered,
+   * and the bytes from `request.offset` follow as `bytes` is iterated. Rejects with RpcError: the
+   * server's refusal (NOT_FOUND, …), UNAVAILABLE when cut off, DEADLINE_EXCEEDED after `timeoutMs`
+   * without an answer.
+   *
+   * @example
+   * const { info, bytes } = await conn.downloadFile({ blobId, offset: 0n });
+   * for await (const chunk of bytes) out.write(chunk);
+   */
+  async downloadFile(request: DownloadRequest, opts: DownloadOptions = {}): Promise<Download> {
+    const t = await this.openFileStream('download', opts.timeoutMs);
+    try {
+      return await downloadOverStream(t, request, (complete) => this.closeFileStream(t, complete));
+    } catch (err) {
+      this.closeFileStream(t, true);
+      throw err;
+    }
+  }
+
+  /** File streams open now (uploads and downloads under way). */
+  get activeTransfers(): number {
+    return this.transfers.size;
+  }
+
   /** Handlers for unprompted pushes (new envelopes, notices). */
   onPush(handler: (push: Push) => void): void {
     this.pushHandlers.push(handler);
@@ -212,6 +285,32 @@ export class GatewayConnection {
       await this.destroyClient(CloseCode.NORMAL, 'client closed');
     })();
     return this.closing;
+  }
+
+  private async openFileStream(kind: 'upload' | 'download', timeoutMs?: number): Promise<FileTransfer> {
+    const stallMs = timeoutMs ?? DEFAULT_FILE_STALL_TIMEOUT_MS;
+    if (this.closed) throw new RpcError(StatusCode.UNAVAILABLE, CLOSED_MESSAGE, { cause: this.closedReason });
+    await this.fileSlots.acquire(stallMs);
+    let t: FileTransfer;
+    try {
+      t = new FileTransfer(this.client.connection.newStream('bidi'), kind, stallMs, this.maxFrameBytes);
+    } catch (err) {
+      this.fileSlots.release();
+      if (this.closed) throw new RpcError(StatusCode.UNAVAILABLE, CLOSED_MESSAGE, { cause: err });
+      throw new RpcError(StatusCode.RESOURCE_EXHAUSTED, 'no file stream could be opened on this connection', {
+        cause: err,
+      });
+    }
+    this.transfers.add(t);
+    // Closed while waiting for the slot: finish() did not see this transfer.
+    if (this.closed) t.fail(new RpcError(StatusCode.UNAVAILABLE, CLOSED_MESSAGE, { cause: this.closedReason }));
+    return t;
+  }
+
+  /** The transfer is over: its stream is let go, then its slot. */
+  private closeFileStream(t: FileTransfer, graceful: boolean): void {
+    if (!this.transfers.delete(t)) return;
+    void t.close(graceful).finally(() => this.fileSlots.release());
   }
 
   private takeId(): number {
@@ -313,7 +412,10 @@ export class GatewayConnection {
     if (this.closed) return;
     this.closed = true;
     this.closedReason = reason;
-    this.failPending(new RpcError(StatusCode.UNAVAILABLE, CLOSED_MESSAGE, { cause: reason }));
+    const closedError = new RpcError(StatusCode.UNAVAILABLE, CLOSED_MESSAGE, { cause: reason });
+    this.failPending(closedError);
+    this.fileSlots.close(closedError);
+    for (const t of this.transfers) t.fail(closedError);
     for (const handler of this.closeHandlers.splice(0)) {
       try {
         handler(reason);

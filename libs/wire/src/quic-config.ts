@@ -10,14 +10,35 @@ import { createHmac, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto
 /** The ALPN both ends must offer; a peer without it fails the handshake (no_application_protocol). */
 export const ALPN = 'qpq/1';
 
+/**
+ * File streams (one per file being uploaded or downloaded) a connection may have open at once,
+ * beside its session stream. The gateway may allow fewer (QPQ_MAX_FILE_STREAMS).
+ */
+const MAX_FILE_STREAMS = 8;
+const MAX_STREAM_WINDOW_BYTES = 2 * 1024 * 1024;
+
 export const quicDefaults = {
+  maxFileStreams: MAX_FILE_STREAMS,
   /**
-   * Streams the peer may open. A session uses one long-lived stream; a few more leave room for
-   * later features (file chunks on their own streams) without letting a peer open hundreds.
+   * Streams the peer may open at once: the session stream and the file streams. Past it the QUIC
+   * library fails `newStream()` (and the one after it for good), so clients count their streams.
    */
-  initialMaxStreamsBidi: 4,
+  initialMaxStreamsBidi: 1 + MAX_FILE_STREAMS,
   /** Per-stream read buffer. 256 KiB instead of the library's 4 KiB: bulk transfer ~1.5× faster. */
   readableChunkSize: 256 * 1024,
+  /**
+   * Flow control: unread bytes a peer may send on one stream, growing from the initial window to
+   * the max as the reader keeps up. It bounds what a receiver that stops reading (the gateway
+   * waiting for the blob service) holds per stream; the library's default max is 16 MiB. 2 MiB in
+   * flight is ~20 MiB/s at 100 ms RTT, beyond what this QUIC stack sends (DESIGN.md §5).
+   */
+  initialMaxStreamDataBytes: 1024 * 1024,
+  maxStreamWindowBytes: MAX_STREAM_WINDOW_BYTES,
+  /**
+   * The connection's window: room for every stream's full window at once, so file streams parked
+   * behind a slow blob service never starve the session stream (requests keep flowing).
+   */
+  connectionWindowBytes: (1 + MAX_FILE_STREAMS) * MAX_STREAM_WINDOW_BYTES,
   /** A peer that vanished (no keep-alive answered) is noticed after this long. The library's default 0 means never. */
   maxIdleTimeoutMs: 30_000,
   /** Must stay under maxIdleTimeoutMs (the library refuses the config otherwise). */
@@ -40,6 +61,12 @@ export function quicTransportConfig(opts: TransportOptions = {}): QUICClientConf
     // qpq never uses unidirectional streams.
     initialMaxStreamsUni: 0,
     readableChunkSize: quicDefaults.readableChunkSize,
+    initialMaxStreamDataBidiLocal: quicDefaults.initialMaxStreamDataBytes,
+    initialMaxStreamDataBidiRemote: quicDefaults.initialMaxStreamDataBytes,
+    maxStreamWindow: quicDefaults.maxStreamWindowBytes,
+    initialMaxData: quicDefaults.connectionWindowBytes,
+    maxConnectionWindow: quicDefaults.connectionWindowBytes,
+    // UDP payloads stay at the library's 1,350 bytes: what real paths carry without fragmenting.
     maxIdleTimeout,
     keepAliveIntervalTime: keepAlive,
   };

@@ -1,5 +1,5 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { events, type QUICConnection } from '@matrixai/quic';
+import { events, type QUICConnection, type QUICStream } from '@matrixai/quic';
 import { ClientFrame, ServerFrame, type Request } from '@qpq/proto';
 import { requestScope, toGrpcStatus, type Logger } from '@qpq/runtime';
 import {
@@ -19,18 +19,29 @@ import { trace } from '@opentelemetry/api';
 import { Attachment } from './attachment.js';
 import type { AppContext } from './context.js';
 import type { Dispatch } from './dispatch.js';
+import {
+  AnswerTooLargeError,
+  printable,
+  ShuttingDownError,
+  TooManyFileStreamsError,
+  TooManyRequestsError,
+} from './errors.js';
+import { serveFileStream } from './file-stream.js';
 import { routeOf } from './routes.js';
-import { AnswerTooLargeError, printable, ShuttingDownError, TooManyRequestsError } from './errors.js';
 
 const edgeTracer = trace.getTracer('qpq-gateway');
 
 /** A client must open its stream (by sending its first request) within this long after the handshake. */
 const STREAM_OPEN_TIMEOUT_MS = 30_000;
 
+/** The client's first bidirectional stream is its session stream; every later one is a file stream. */
+const SESSION_STREAM_ID = 0;
+
 /**
- * One client's QUIC connection: its single long-lived stream of frames, the requests in flight on
- * it, and the session it is attached to. A client that breaks the protocol (oversized or
- * undecodable frame) is cut off alone, with an application close code that says why.
+ * One client's QUIC connection: its long-lived session stream of frames, the requests in flight on
+ * it, the session it is attached to, and its file streams (one QUIC stream per file transfer). A
+ * client that breaks the protocol (oversized or undecodable frame) is cut off alone, with an
+ * application close code that says why.
  */
 export class ClientConnection {
   readonly id: string;
@@ -39,6 +50,8 @@ export class ClientConnection {
   private readonly attachment: Attachment;
   private readonly logger: Logger;
   private inFlight = 0;
+  /** File streams open (being read, refused or served). */
+  private fileStreams = 0;
   private idleWaiters: (() => void)[] = [];
   private draining = false;
   private gone = false;
@@ -78,9 +91,10 @@ export class ClientConnection {
       ),
     );
     on(conn, events.EventQUICConnectionStream, (e) => {
-      if (this.frames) {
-        // One stream per session; anything else is not part of the protocol (yet).
-        e.detail.cancel(new Error('one stream per connection'));
+      // Told apart by id, not by order: a client's file stream may reach us before its session
+      // stream has carried anything (QUIC shows a stream only once data crossed it).
+      if (Number(e.detail.streamId) !== SESSION_STREAM_ID || this.frames) {
+        this.acceptFileStream(e.detail);
         return;
       }
       clearTimeout(this.streamTimer);
@@ -102,9 +116,10 @@ export class ClientConnection {
   }
 
   /**
-   * Ends the connection gracefully: new requests are refused with UNAVAILABLE, those in flight are
-   * answered (until `deadline`), then our side of the stream is finished and the connection closed
-   * with `code` (SHUTTING_DOWN while the gateway drains).
+   * Ends the connection gracefully: new requests and file streams are refused with UNAVAILABLE,
+   * those in flight are answered and running transfers finish (until `deadline`), then our side of
+   * the session stream is finished and the connection closed with `code` (SHUTTING_DOWN while the
+   * gateway drains).
    */
   drain(deadline: number, code: CloseCode = CloseCode.SHUTTING_DOWN): Promise<void> {
     this.draining = true;
@@ -138,6 +153,29 @@ export class ClientConnection {
     this.stopping = this.conn
       .stop({ isApp: true, errorCode: code, reason: Buffer.from(reason.slice(0, 200)), force: true })
       .catch((err: unknown) => this.logger.debug({ err }, 'stop after kick failed'));
+  }
+
+  /** A file stream: served beside the session stream, counted against QPQ_MAX_FILE_STREAMS. */
+  private acceptFileStream(stream: QUICStream): void {
+    const { ctx } = this;
+    this.fileStreams++;
+    ctx.metrics.fileStreams.add(1);
+    void serveFileStream(stream, {
+      ctx,
+      logger: this.logger,
+      attachment: this.attachment,
+      refusal: () => {
+        if (this.gone || this.draining) return new ShuttingDownError();
+        // This stream is among those counted.
+        if (this.fileStreams > ctx.cfg.maxFileStreams) return new TooManyFileStreamsError(ctx.cfg.maxFileStreams);
+        return undefined;
+      },
+      kick: (code, reason) => this.kick(code, reason),
+    }).finally(() => {
+      this.fileStreams--;
+      ctx.metrics.fileStreams.add(-1);
+      this.wakeIfIdle();
+    });
   }
 
   private onFrame(bytes: Uint8Array): void {
@@ -185,7 +223,7 @@ export class ClientConnection {
       requestScope.run({ requestId }, () => this.respondWithError(request.id, request.method, err, started));
     } finally {
       this.inFlight--;
-      if (this.inFlight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      this.wakeIfIdle();
     }
   }
 
@@ -262,9 +300,14 @@ export class ClientConnection {
     // 'error': the connection is going away; its error event does the rest.
   }
 
+  /** Resolves when no request is in flight and no file stream open. */
   private whenIdle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
+    if (this.inFlight === 0 && this.fileStreams === 0) return Promise.resolve();
     return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIfIdle(): void {
+    if (this.inFlight === 0 && this.fileStreams === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   /** Lets go of everything the connection holds (once): push subscription, timers, the gauge. */

@@ -44,6 +44,12 @@ export class TooManyRequestsError extends ResourceExhaustedError {
   }
 }
 
+export class TooManyFileStreamsError extends ResourceExhaustedError {
+  constructor(limit: number) {
+    super(`too many file transfers at once on this connection (at most ${limit})`);
+  }
+}
+
 export class AnswerTooLargeError extends ResourceExhaustedError {
   constructor(bytes: number, limit: number) {
     super(`the answer (${bytes} bytes) is larger than the frame limit of ${limit} bytes`);
@@ -66,6 +72,8 @@ const backendNames: Record<string, string> = {
   auth: 'the account service',
   keypackage: 'the key service',
   delivery: 'the message service',
+  ktlog: 'the key transparency log',
+  blob: 'the file service',
 };
 
 /**

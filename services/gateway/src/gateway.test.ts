@@ -3,7 +3,7 @@
  * everything the gateway decides on its own (routing, session gate, limits, protocol violations,
  * drain) without auth, keypackage or delivery. network.test.ts covers the paths through them.
  */
-import { AuthServiceService, ClientFrame, DeliveryServiceService } from '@qpq/proto';
+import { AuthServiceService, BlobServiceService, ClientFrame, DeliveryServiceService } from '@qpq/proto';
 import { freeTcpPort, makeDevCerts, startNats, type NatsHandle } from '@qpq/testnet';
 import { CloseCode, ConnectionClosedError, GatewayConnection, RpcError, StatusCode } from '@qpq/wire';
 import { RawQuicClient } from '@qpq/wire/testing';
@@ -74,13 +74,15 @@ describe('gateway without backends', () => {
       maxMessageBytes: 1024 * 1024,
       tls: internal,
       edgeTls: { cert: edge.cert, key: edge.key },
-      backends: { auth: nowhere, keypackage: nowhere, delivery: nowhere, ktlog: nowhere },
+      backends: { auth: nowhere, keypackage: nowhere, delivery: nowhere, ktlog: nowhere, blob: nowhere },
       natsUrl: nats.url,
       maxFrameBytes: MAX_FRAME,
       sessionCacheTtlMs: 10_000,
       maxConnections: 100,
       maxRequestsInFlight: IN_FLIGHT,
       idleTimeoutMs: 30_000,
+      maxFileStreams: 4,
+      fileStreamTimeoutMs: 60_000,
     };
     gateway = await (await GatewayService.create(cfg)).start();
     port = Number(gateway.quicAddress.split(':').pop());
@@ -116,6 +118,20 @@ describe('gateway without backends', () => {
       StatusCode.UNIMPLEMENTED,
       /unknown method/,
     );
+  });
+
+  test('file transfers are not requests: streaming BlobService methods are unknown, its unary ones need a session', async () => {
+    const c = await connect();
+    for (const method of [BlobServiceService.upload, BlobServiceService.download]) {
+      await expectStatus(c.request(method.path, new Uint8Array()), StatusCode.UNIMPLEMENTED, /^unknown method/);
+    }
+    for (const method of [BlobServiceService.getUpload, BlobServiceService.deleteBlob]) {
+      await expectStatus(
+        c.request(method.path, new Uint8Array()),
+        StatusCode.UNAUTHENTICATED,
+        /attach a session first/,
+      );
+    }
   });
 
   test('a method that needs a session is refused before attaching', async () => {

@@ -20,8 +20,9 @@ export interface GatewayOverrides {
 
 /**
  * The edge: clients speak QUIC to it (one long-lived stream of frames per session), it checks
- * session tokens with auth, forwards requests to auth, keypackage and delivery over mutual-TLS gRPC,
- * and pushes each attached device's NATS pushes down its connection. It holds no durable state.
+ * session tokens with auth, forwards requests to auth, keypackage, delivery, ktlog and blob over
+ * mutual-TLS gRPC, streams file bytes between file streams (QUIC streams of their own) and the blob
+ * service, and pushes each attached device's NATS pushes down its connection. It holds no durable state.
  *
  * Not a gRPC server, so it uses the runtime's parts (logger, telemetry, probe server) rather than
  * ServiceHost, which always serves gRPC.
@@ -60,6 +61,7 @@ export class GatewayService {
       keypackage: backend('keypackage'),
       delivery: backend('delivery'),
       ktlog: backend('ktlog'),
+      blob: backend('blob'),
     };
     const ctx: AppContext = {
       cfg,

@@ -13,6 +13,12 @@ export class GatewayMetrics {
   readonly requestDuration: Histogram;
   /** Pushes not delivered (too large for a frame, or the client stopped reading). */
   readonly pushesDropped: Counter;
+  /** File streams open now. */
+  readonly fileStreams: UpDownCounter;
+  /** File bytes through file streams, by direction (in: uploaded, out: downloaded). */
+  readonly fileBytes: Counter;
+  /** File streams ended, by kind (upload/download) and outcome (ok, a status code's name, client_reset, …). */
+  readonly fileStreamsEnded: Counter;
 
   constructor(telemetry: Telemetry) {
     const meter = telemetry.meter;
@@ -31,6 +37,15 @@ export class GatewayMetrics {
     });
     this.pushesDropped = meter.createCounter('qpq_gateway_pushes_dropped_total', {
       description: 'Pushes not forwarded to a client (the device fetches instead), by reason',
+    });
+    this.fileStreams = meter.createUpDownCounter('qpq_gateway_file_streams', {
+      description: 'File streams (uploads and downloads) currently open',
+    });
+    this.fileBytes = meter.createCounter('qpq_gateway_file_bytes_total', {
+      description: 'File bytes received from (in) and sent to (out) clients on file streams',
+    });
+    this.fileStreamsEnded = meter.createCounter('qpq_gateway_file_streams_total', {
+      description: 'File streams ended, by kind (upload, download) and outcome',
     });
   }
 }

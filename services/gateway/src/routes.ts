@@ -1,12 +1,13 @@
 import {
   AuthServiceService,
+  BlobServiceService,
   DeliveryServiceService,
   KeyPackageServiceService,
   KeyTransparencyServiceService,
   SessionServiceService,
 } from '@qpq/proto';
 
-export type Backend = 'auth' | 'keypackage' | 'delivery' | 'ktlog';
+export type Backend = 'auth' | 'keypackage' | 'delivery' | 'ktlog' | 'blob';
 
 /** Where a client method goes, and whether the connection must be attached to a session first. */
 export type Route =
@@ -24,21 +25,27 @@ const PUBLIC_AUTH_METHODS = new Set<keyof typeof AuthServiceService>([
 /** Auth methods for the gateway alone: a client must never learn who a token belongs to by asking. */
 const INTERNAL_AUTH_METHODS = new Set<keyof typeof AuthServiceService>(['validateSession']);
 
+/**
+ * The unary methods of a service definition. Streaming ones (BlobService.Upload, Download) are never
+ * requests: file bytes travel on file streams of their own (file-stream.ts).
+ */
 function backendRoutes(
   backend: Backend,
-  definition: Record<string, { path: string }>,
+  definition: Record<string, { path: string; requestStream: boolean; responseStream: boolean }>,
   isPublic: (key: string) => boolean,
 ): Route[] {
-  return Object.entries(definition).map(([key, def]) => ({
-    method: def.path,
-    target: backend,
-    needsSession: !isPublic(key),
-  }));
+  return Object.entries(definition)
+    .filter(([, def]) => !def.requestStream && !def.responseStream)
+    .map(([key, def]) => ({
+      method: def.path,
+      target: backend,
+      needsSession: !isPublic(key),
+    }));
 }
 
 /**
  * Every method a client may call, by its full gRPC path (e.g. "/qpq.v1.AuthService/StartLogin").
- * Built from the generated service definitions, so a new RPC in keypackage, delivery or ktlog is routed
+ * Built from the generated service definitions, so a new unary RPC in keypackage, delivery, ktlog or blob is routed
  * (behind a session) without touching the gateway; a new auth RPC is too, unless listed above.
  */
 export const routes: ReadonlyMap<string, Route> = new Map(
@@ -56,6 +63,7 @@ export const routes: ReadonlyMap<string, Route> = new Map(
     ...backendRoutes('keypackage', KeyPackageServiceService, () => false),
     ...backendRoutes('delivery', DeliveryServiceService, () => false),
     ...backendRoutes('ktlog', KeyTransparencyServiceService, () => false),
+    ...backendRoutes('blob', BlobServiceService, () => false),
   ].map((r) => [r.method, r]),
 );
 

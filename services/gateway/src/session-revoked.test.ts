@@ -69,7 +69,7 @@ describe('gateway and a revoked device', { timeout: 120_000 }, () => {
       maxMessageBytes: 1024 * 1024,
       tls: bed.certs.files('gateway'),
       edgeTls: { cert: edge.cert, key: edge.key },
-      backends: { auth: auth.grpcAddress, keypackage: nowhere, delivery: nowhere, ktlog: nowhere },
+      backends: { auth: auth.grpcAddress, keypackage: nowhere, delivery: nowhere, ktlog: nowhere, blob: nowhere },
       natsUrl: bed.nats.url,
       maxFrameBytes: 1024 * 1024,
       // Far longer than the test: without the push, a cached answer would keep the device in.
@@ -77,6 +77,8 @@ describe('gateway and a revoked device', { timeout: 120_000 }, () => {
       maxConnections: 100,
       maxRequestsInFlight: 16,
       idleTimeoutMs: 30_000,
+      maxFileStreams: 4,
+      fileStreamTimeoutMs: 60_000,
     };
     gateway = await (await GatewayService.create(cfg)).start();
     port = Number(gateway.quicAddress.split(':').pop());

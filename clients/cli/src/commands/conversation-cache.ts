@@ -52,7 +52,10 @@ export async function quotesFor(client: Reader, messages: readonly ReceivedMessa
 async function quotesIn(client: Reader, conversation: string, ids: readonly string[]): Promise<Map<string, Quote>> {
   const quotes = new Map<string, Quote>();
   for (const h of await client.history(conversation)) {
-    if (ids.includes(h.id)) quotes.set(h.id, { from: h.from, text: h.text, ...(h.deleted ? { deleted: true } : {}) });
+    if (!ids.includes(h.id)) continue;
+    // A file message's text is its name; the quote says it is a file.
+    const text = h.file !== undefined ? `[file] ${h.file.name}` : h.text;
+    quotes.set(h.id, { from: h.from, text, ...(h.deleted ? { deleted: true } : {}) });
   }
   return quotes;
 }

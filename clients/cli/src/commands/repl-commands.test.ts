@@ -120,6 +120,32 @@ describe('parseReplLine', () => {
     refuses('/devices list all', /usage: \/devices list\|add\|rm ID/);
   });
 
+  it('sends a file: the rest of the line is the path, spaces kept, surrounding quotes taken off', () => {
+    reads('/send-file photo.jpg', { name: 'send-file', path: 'photo.jpg' });
+    reads('/send-file my holiday  photo.jpg', { name: 'send-file', path: 'my holiday  photo.jpg' });
+    reads('/send-file "my holiday photo.jpg"', { name: 'send-file', path: 'my holiday photo.jpg' });
+    reads("/send-file '/tmp/a b.txt'  ", { name: 'send-file', path: '/tmp/a b.txt' });
+    reads('/send-file ~/notes.txt', { name: 'send-file', path: '~/notes.txt' });
+    // Only a matching pair is taken off: a quote inside a name stays.
+    reads(`/send-file "it's.txt`, { name: 'send-file', path: `"it's.txt` });
+    reads(`/send-file it's "here".txt`, { name: 'send-file', path: `it's "here".txt` });
+    refuses('/send-file', /^usage: \/send-file PATH$/);
+    refuses('/send-file   ', /^usage: \/send-file PATH$/);
+    refuses('/send-file ""', /^usage: \/send-file PATH$/);
+  });
+
+  it('downloads file N to its own name, or to PATH (spaces kept, quotes taken off)', () => {
+    reads('/download 4', { name: 'download', index: 4 });
+    reads('/download 4 out.jpg', { name: 'download', index: 4, path: 'out.jpg' });
+    reads('/download 12 saved copy of photo.jpg', { name: 'download', index: 12, path: 'saved copy of photo.jpg' });
+    reads('/download 12 "/tmp/my dir/"', { name: 'download', index: 12, path: '/tmp/my dir/' });
+    reads('/download   7    ~/Downloads ', { name: 'download', index: 7, path: '~/Downloads' });
+    refuses('/download', /^usage: \/download N \[PATH\]$/);
+    refuses('/download photo.jpg', /N is a message number from \/history \(1, 2, …\), got "photo.jpg"/);
+    refuses('/download 0', /got "0"/);
+    refuses("/download 3 ''", /^usage: \/download N \[PATH\]$/);
+  });
+
   it('reads /verify, /help and /quit (and /exit)', () => {
     reads('/verify bob', { name: 'verify', user: 'bob' });
     refuses('/verify', /usage: \/verify USER/);
@@ -161,6 +187,8 @@ describe('REPL_HELP', () => {
       '/help',
       '/dm USER',
       '/quit',
+      '/send-file PATH',
+      '/download N [PATH]',
     ];
     for (const usage of commands) {
       const matching = lines.filter((l) => l.trimStart().startsWith(`${usage} `));

@@ -14,6 +14,10 @@ export type ReplCommand =
   | { name: 'edit'; index: number; text: string }
   | { name: 'delete'; index: number }
   | { name: 'typing' }
+  /** `path` as typed (spaces kept, surrounding quotes taken off); `~/` is the session's to expand. */
+  | { name: 'send-file'; path: string }
+  /** `path` unset: the file's own name in the current directory. */
+  | { name: 'download'; index: number; path?: string }
   | { name: 'create-group'; group: string }
   | { name: 'invite'; user: string }
   | { name: 'remove'; user: string }
@@ -70,6 +74,12 @@ const indexAndText =
     if (typeof index === 'string') return index;
     return { name, index, text: rest.replace(/^\S+\s+/, '') };
   };
+
+/** The rest of a line as one path: spaces kept, one pair of surrounding quotes taken off. */
+function pathArgument(text: string): string {
+  const quoted = /^(["'])(.*)\1$/s.exec(text);
+  return quoted ? quoted[2]! : text;
+}
 
 const COMMANDS: Record<string, Spec> = {
   '/switch': {
@@ -136,6 +146,26 @@ const COMMANDS: Record<string, Spec> = {
     usage: '/typing',
     summary: 'tell the conversation you are typing',
     parse: none({ name: 'typing' }, '/typing'),
+  },
+  '/send-file': {
+    usage: '/send-file PATH',
+    summary: 'send a file (up to 50 MiB) to this conversation; PATH may contain spaces',
+    parse: ({ rest }) => {
+      const path = pathArgument(rest);
+      return path.trim() === '' ? 'usage: /send-file PATH' : { name: 'send-file', path };
+    },
+  },
+  '/download': {
+    usage: '/download N [PATH]',
+    summary: 'save file N (default: under its own name here; never overwrites)',
+    parse: ({ words, rest }) => {
+      if (words[0] === undefined) return 'usage: /download N [PATH]';
+      const index = messageIndex(words[0]);
+      if (typeof index === 'string') return index;
+      const path = pathArgument(rest.replace(/^\S+\s*/, ''));
+      if (path.trim() === '') return words.length > 1 ? 'usage: /download N [PATH]' : { name: 'download', index };
+      return { name: 'download', index, path };
+    },
   },
   '/create-group': {
     usage: '/create-group NAME',

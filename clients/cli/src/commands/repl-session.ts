@@ -7,8 +7,11 @@ import {
   type ConversationEvent,
   type ConversationSummary,
   type HistoryItem,
+  type ProgressListener,
   type QpqClient,
 } from '@qpq/sdk';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
 import { formatDuration } from '../duration.js';
 import {
   conversationJson,
@@ -18,16 +21,21 @@ import {
   deviceLine,
   eventJson,
   eventText,
+  fileJson,
   historyItemJson,
   historyText,
   memberLine,
   messageJson,
   messageText,
   safetyNumberText,
+  savedFileText,
+  sentFileText,
   type EventContext,
 } from '../output.js';
 import { ConversationCache, quotesFor } from './conversation-cache.js';
+import { downloadTarget } from './download.js';
 import { REPL_HELP, type ReplCommand } from './repl-commands.js';
+import { replProgress } from './repl-progress.js';
 import type { ReplScreen } from './repl-screen.js';
 
 type Handled = Exclude<ReplCommand['name'], 'quit'>;
@@ -234,6 +242,45 @@ export class ReplSession {
       this.screen.info(`told ${conversationLabel(conv)} you are typing`, { conversation: conv.id });
     },
 
+    'send-file': async ({ path }) => {
+      const conv = this.requireCurrent();
+      const file = expandHome(path);
+      const sent = await this.client.sendFile(conv.id, file, this.progress(`upload ${basename(file)}`));
+      this.screen.show(
+        {
+          type: 'sent',
+          id: sent.id,
+          to: sent.to,
+          conversation: sent.conversation,
+          ...groupField(conv),
+          file: fileJson(sent.file),
+        },
+        `* ${sentFileText(sent.file, conversationLabel(conv))}`,
+      );
+    },
+
+    download: async ({ index, path }) => {
+      const { conv, item } = await this.messageAt(index);
+      if (!item.file || item.deleted) throw new QpqClientError(`message ${index} ${where(conv)} is not a file`);
+      const out = path !== undefined ? expandHome(path) : undefined;
+      const saved = await this.client.downloadFile(
+        item.id,
+        (name) => downloadTarget(name, out, process.cwd(), 'name another place: /download N PATH'),
+        this.progress(`download ${item.file.name}`),
+      );
+      this.screen.show(
+        {
+          type: 'saved',
+          conversation: conv.id,
+          ...groupField(conv),
+          index,
+          path: saved.path,
+          file: fileJson(saved.file),
+        },
+        `* ${savedFileText(saved.file, saved.path)}`,
+      );
+    },
+
     'create-group': async ({ group }) => {
       const conv = await this.client.createGroup(group);
       this.current = conv;
@@ -358,6 +405,11 @@ export class ReplSession {
     return conv;
   }
 
+  /** Progress lines for a person; a script (--json) gets only the result, as from `qpq send-file`. */
+  private progress(label: string): { onProgress?: ProgressListener } {
+    return this.screen.asJson ? {} : { onProgress: replProgress((text) => this.screen.info(text), label) };
+  }
+
   /** Message N (HistoryItem.index) of the current conversation. */
   private async messageAt(index: number): Promise<{ conv: ConversationSummary; item: HistoryItem }> {
     const conv = this.requireCurrent();
@@ -409,6 +461,12 @@ export class ReplSession {
 
 function groupField(conv: ConversationSummary): { group?: string } {
   return conv.kind === 'group' ? { group: conv.name } : {};
+}
+
+/** A path as a shell would read `~` and `~/…` (the REPL has no shell to do it). */
+function expandHome(path: string): string {
+  if (path === '~') return homedir();
+  return path.startsWith('~/') ? join(homedir(), path.slice(2)) : path;
 }
 
 /** `in #team`, or `with bob@x` for a DM. */

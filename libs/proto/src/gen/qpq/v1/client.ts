@@ -18,10 +18,27 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { DownloadRequest, UploadBegin } from "./blob.js";
 import { Envelope } from "./common.js";
 
 export interface ClientFrame {
-  kind: { $case: "request"; value: Request } | undefined;
+  kind: { $case: "request"; value: Request } | //
+  /**
+   * The first frame of a file stream: a QUIC stream of its own, opened on an attached connection,
+   * that carries one file's bytes so they never queue behind (or hold up) the message frames.
+   */
+  { $case: "file"; value: FileStream } | undefined;
+}
+
+/**
+ * A file stream. Upload: after this frame the client writes the ciphertext from upload.offset and
+ * finishes its side; the gateway streams it to the blob service and answers one Response frame (id 0,
+ * payload UploadResponse) — early, with an error status, when the upload is refused. Download: the
+ * gateway answers a Response frame (id 0, payload BlobInfo) and then the raw bytes from
+ * download.offset, and finishes its side; or only a Response frame with an error status.
+ */
+export interface FileStream {
+  kind: { $case: "upload"; value: UploadBegin } | { $case: "download"; value: DownloadRequest } | undefined;
 }
 
 export interface ServerFrame {
@@ -115,6 +132,9 @@ export const ClientFrame: MessageFns<ClientFrame> = {
       case "request":
         Request.encode(message.kind.value, writer.uint32(10).fork()).join();
         break;
+      case "file":
+        FileStream.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
     }
     return writer;
   },
@@ -140,6 +160,14 @@ export const ClientFrame: MessageFns<ClientFrame> = {
             message.kind = { $case: "request", value: Request.decode(reader, reader.uint32()) };
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "file", value: FileStream.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -153,13 +181,21 @@ export const ClientFrame: MessageFns<ClientFrame> = {
   },
 
   fromJSON(object: any): ClientFrame {
-    return { kind: isSet(object.request) ? { $case: "request", value: Request.fromJSON(object.request) } : undefined };
+    return {
+      kind: isSet(object.request)
+        ? { $case: "request", value: Request.fromJSON(object.request) }
+        : isSet(object.file)
+        ? { $case: "file", value: FileStream.fromJSON(object.file) }
+        : undefined,
+    };
   },
 
   toJSON(message: ClientFrame): unknown {
     const obj: any = {};
     if (message.kind?.$case === "request") {
       obj.request = Request.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "file") {
+      obj.file = FileStream.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -173,6 +209,113 @@ export const ClientFrame: MessageFns<ClientFrame> = {
       case "request": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "request", value: Request.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "file": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "file", value: FileStream.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseFileStream(): FileStream {
+  return { kind: undefined };
+}
+
+export const FileStream: MessageFns<FileStream> = {
+  encode(message: FileStream, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.kind?.$case) {
+      case "upload":
+        UploadBegin.encode(message.kind.value, writer.uint32(10).fork()).join();
+        break;
+      case "download":
+        DownloadRequest.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileStream {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileStream();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = { $case: "upload", value: UploadBegin.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "download", value: DownloadRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileStream {
+    return {
+      kind: isSet(object.upload)
+        ? { $case: "upload", value: UploadBegin.fromJSON(object.upload) }
+        : isSet(object.download)
+        ? { $case: "download", value: DownloadRequest.fromJSON(object.download) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: FileStream): unknown {
+    const obj: any = {};
+    if (message.kind?.$case === "upload") {
+      obj.upload = UploadBegin.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "download") {
+      obj.download = DownloadRequest.toJSON(message.kind.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FileStream>, I>>(base?: I): FileStream {
+    return FileStream.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileStream>, I>>(object: I): FileStream {
+    const message = createBaseFileStream();
+    switch (object.kind?.$case) {
+      case "upload": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "upload", value: UploadBegin.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "download": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "download", value: DownloadRequest.fromPartial(object.kind.value) };
         }
         break;
       }

@@ -51,7 +51,26 @@ export interface AppContent {
     | //
     /** The sender's account leaves the group: a remaining member commits its removal. */
     { $case: "leave"; value: Leave }
+    | //
+    /** A file: its encrypted bytes are a blob (blob.proto), its key is here. */
+    { $case: "file"; value: FileRef }
     | undefined;
+}
+
+/** What a recipient needs to fetch and decrypt a file (libs/crypto file-encryption.ts). */
+export interface FileRef {
+  /** Hex SHA-256 of the ciphertext: the blob id. */
+  blobId: string;
+  /** The file's 32-byte key, fresh for this file. */
+  key: Uint8Array;
+  /** Plaintext bytes. */
+  size: bigint;
+  /** File name as the sender chose it (no directories). */
+  name: string;
+  /** Media type, e.g. "image/png"; "application/octet-stream" when unknown. */
+  mediaType: string;
+  /** The message this one replies to (empty for none). */
+  replyTo: string;
 }
 
 export interface Text {
@@ -412,6 +431,9 @@ export const AppContent: MessageFns<AppContent> = {
       case "leave":
         Leave.encode(message.body.value, writer.uint32(90).fork()).join();
         break;
+      case "file":
+        FileRef.encode(message.body.value, writer.uint32(98).fork()).join();
+        break;
     }
     return writer;
   },
@@ -517,6 +539,14 @@ export const AppContent: MessageFns<AppContent> = {
             message.body = { $case: "leave", value: Leave.decode(reader, reader.uint32()) };
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.body = { $case: "file", value: FileRef.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -555,6 +585,8 @@ export const AppContent: MessageFns<AppContent> = {
         ? { $case: "history", value: HistoryChunk.fromJSON(object.history) }
         : isSet(object.leave)
         ? { $case: "leave", value: Leave.fromJSON(object.leave) }
+        : isSet(object.file)
+        ? { $case: "file", value: FileRef.fromJSON(object.file) }
         : undefined,
     };
   },
@@ -585,6 +617,8 @@ export const AppContent: MessageFns<AppContent> = {
       obj.history = HistoryChunk.toJSON(message.body.value);
     } else if (message.body?.$case === "leave") {
       obj.leave = Leave.toJSON(message.body.value);
+    } else if (message.body?.$case === "file") {
+      obj.file = FileRef.toJSON(message.body.value);
     }
     return obj;
   },
@@ -651,7 +685,177 @@ export const AppContent: MessageFns<AppContent> = {
         }
         break;
       }
+      case "file": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "file", value: FileRef.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseFileRef(): FileRef {
+  return { blobId: "", key: new Uint8Array(0), size: 0n, name: "", mediaType: "", replyTo: "" };
+}
+
+export const FileRef: MessageFns<FileRef> = {
+  encode(message: FileRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.blobId !== "") {
+      writer.uint32(10).string(message.blobId);
+    }
+    if (message.key.length !== 0) {
+      writer.uint32(18).bytes(message.key);
+    }
+    if (message.size !== 0n) {
+      if (BigInt.asUintN(64, message.size) !== message.size) {
+        throw new globalThis.Error("value provided for field message.size of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.size);
+    }
+    if (message.name !== "") {
+      writer.uint32(34).string(message.name);
+    }
+    if (message.mediaType !== "") {
+      writer.uint32(42).string(message.mediaType);
+    }
+    if (message.replyTo !== "") {
+      writer.uint32(50).string(message.replyTo);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FileRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFileRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.blobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.bytes();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.size = reader.uint64() as bigint;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.mediaType = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.replyTo = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FileRef {
+    return {
+      blobId: isSet(object.blobId)
+        ? globalThis.String(object.blobId)
+        : isSet(object.blob_id)
+        ? globalThis.String(object.blob_id)
+        : "",
+      key: isSet(object.key) ? bytesFromBase64(object.key) : new Uint8Array(0),
+      size: isSet(object.size) ? BigInt(object.size) : 0n,
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      mediaType: isSet(object.mediaType)
+        ? globalThis.String(object.mediaType)
+        : isSet(object.media_type)
+        ? globalThis.String(object.media_type)
+        : "",
+      replyTo: isSet(object.replyTo)
+        ? globalThis.String(object.replyTo)
+        : isSet(object.reply_to)
+        ? globalThis.String(object.reply_to)
+        : "",
+    };
+  },
+
+  toJSON(message: FileRef): unknown {
+    const obj: any = {};
+    if (message.blobId !== "") {
+      obj.blobId = message.blobId;
+    }
+    if (message.key.length !== 0) {
+      obj.key = base64FromBytes(message.key);
+    }
+    if (message.size !== 0n) {
+      obj.size = message.size.toString();
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.mediaType !== "") {
+      obj.mediaType = message.mediaType;
+    }
+    if (message.replyTo !== "") {
+      obj.replyTo = message.replyTo;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<FileRef>, I>>(base?: I): FileRef {
+    return FileRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FileRef>, I>>(object: I): FileRef {
+    const message = createBaseFileRef();
+    message.blobId = object.blobId ?? "";
+    message.key = object.key ?? new Uint8Array(0);
+    message.size = (object.size !== undefined && object.size !== null) ? BigInt(object.size) : 0n;
+    message.name = object.name ?? "";
+    message.mediaType = object.mediaType ?? "";
+    message.replyTo = object.replyTo ?? "";
     return message;
   },
 };
