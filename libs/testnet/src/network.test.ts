@@ -98,7 +98,7 @@ test('boots Postgres, NATS and each service as its own process, wired together; 
   for (const s of ['auth', 'keypackage', 'delivery', 'ktlog', 'blob']) assert.ok(schemas.includes(s), s);
 
   // Logs: one file per process, with what the process printed.
-  assert.equal(net.logFiles().length, 8);
+  assert.equal(net.logFiles().length, 9);
   assert.match(readFileSync(net.logFile('gateway-0'), 'utf8'), /fake gateway: ready/);
 
   // stop (drains), kill (crash), start again on the same ports.
@@ -135,6 +135,15 @@ test('boots Postgres, NATS and each service as its own process, wired together; 
   await net.destroy(); // idempotent
   await assert.rejects(net.startService('auth'), /destroyed/);
   await rm(net.dir, { recursive: true, force: true });
+});
+
+test('with its logs kept elsewhere, destroy() leaves nothing of the folder it made', async () => {
+  const logDir = await mkdtemp(join(tmpdir(), 'qpq-net-logs-'));
+  const net = await TestNetwork.create({ logDir, serviceCommand: fakeCommand });
+  await net.destroy();
+  assert.equal(existsSync(net.dir), false, `${net.dir} removed`);
+  assert.ok(existsSync(join(logDir, 'auth.log')), 'the logs stay where they were asked to go');
+  await rm(logDir, { recursive: true, force: true });
 });
 
 test('a service that never becomes ready fails create() naming it, with its log, and nothing is left running', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeDevCerts, type DevCerts } from './certs.js';
 import { startNats, type NatsHandle } from './nats.js';
@@ -178,7 +178,7 @@ export class TestNetwork {
       return net;
     } catch (err) {
       await Promise.allSettled(cleanup.map((stop) => stop()));
-      if (!persistent) await removeData(dir, ownsDir);
+      if (!persistent) await removeData(dir, ownsDir, logDir);
       throw err;
     }
   }
@@ -304,7 +304,7 @@ export class TestNetwork {
       collect(await Promise.allSettled([withTimeout(this.postgres.dropDatabase(this.databaseName), 3_000)]));
     }
     collect(await Promise.allSettled([this.nats.stop(), this.postgres.stop()]));
-    if (!this.persistent) await removeData(this.dir, this.ownsDir);
+    if (!this.persistent) await removeData(this.dir, this.ownsDir, this.logDir);
     if (errors.length > 0) throw new AggregateError(errors, 'testnet: some processes did not stop cleanly');
   }
 
@@ -425,9 +425,17 @@ export function fixedPortNeeds(gateways: number): PortNeed[] {
  * Removes what a throwaway network stored but keeps its logs (a failed test points at them): the
  * whole temp dir apart from logs/, or in a caller's dir the NATS store (Postgres removes its own).
  */
-async function removeData(dir: string, ownsDir: boolean): Promise<void> {
+/**
+ * Removes what the network stored: all of a folder it made, except the logs kept inside it (read
+ * after a failed test); only the NATS store of a folder it was given.
+ */
+async function removeData(dir: string, ownsDir: boolean, logDir: string): Promise<void> {
   if (!ownsDir) {
     await rm(join(dir, 'nats'), { recursive: true, force: true });
+    return;
+  }
+  if (relative(dir, logDir).startsWith('..')) {
+    await rm(dir, { recursive: true, force: true });
     return;
   }
   const entries = await readdir(dir).catch(() => [] as string[]);
