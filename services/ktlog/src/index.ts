@@ -22,7 +22,7 @@ import { ensureHead, newestHead } from './tree-heads.js';
 export { envToConfig, ktlogEnv, readKtlogConfig, type KtlogConfig } from './config.js';
 export type { AppContext } from './context.js';
 // For tools that fill or measure a log without the consumer (the benchmark seeds a million entries).
-export { appendEntries, type NewEntry } from './log-append.js';
+export { appendEntries, entryRow, type NewEntry } from './log-append.js';
 export { migrations as ktlogMigrations } from './db/migrations/index.js';
 export type { KtlogTables } from './db/schema.js';
 

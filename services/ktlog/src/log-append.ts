@@ -2,9 +2,9 @@
 import { encodeLogEntry, signTreeHead } from '@qpq/crypto';
 import { leafHash, nodeHash, perfectSubtrees } from '@qpq/merkle';
 import type { SignedTreeHead } from '@qpq/proto';
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Insertable, type Kysely, type Transaction } from 'kysely';
 import type { KeyObject } from 'node:crypto';
-import type { KtlogTables } from './db/schema.js';
+import type { EntriesTable, KtlogTables } from './db/schema.js';
 import { appendToFrontier, readNodeHashes } from './tree-store.js';
 
 /** What an entry binds, as taken from a DeviceEvent. */
@@ -52,18 +52,7 @@ export async function appendEntries(
     for (let i = 0; i < fresh.length; i += INSERT_CHUNK) {
       await trx
         .insertInto('entries')
-        .values(
-          fresh.slice(i, i + INSERT_CHUNK).map((e, j) => ({
-            index: size + i + j,
-            event_id: e.eventId,
-            op: e.op,
-            address: e.address,
-            device_id: e.deviceId,
-            identity_key: Buffer.from(e.identityKey),
-            timestamp_ms: e.timestampMs,
-            leaf_hash: Buffer.from(leaves[i + j] as Uint8Array),
-          })),
-        )
+        .values(fresh.slice(i, i + INSERT_CHUNK).map((e, j) => entryRow(e, size + i + j, leaves[i + j] as Uint8Array)))
         .execute();
     }
     for (let i = 0; i < nodes.length; i += INSERT_CHUNK) {
@@ -79,6 +68,20 @@ export async function appendEntries(
     const head = await storeHead(trx, size + fresh.length, root, signingKey, now);
     return { appended: fresh.length, head };
   });
+}
+
+/** The `entries` row of entry `index` with its leaf hash. */
+export function entryRow(e: NewEntry, index: number, leaf: Uint8Array): Insertable<EntriesTable> {
+  return {
+    index,
+    event_id: e.eventId,
+    op: e.op,
+    address: e.address,
+    device_id: e.deviceId,
+    identity_key: Buffer.from(e.identityKey),
+    timestamp_ms: e.timestampMs,
+    leaf_hash: Buffer.from(leaf),
+  };
 }
 
 /** Entries in the log: the index of the next one. */

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Measurement } from '../results.js';
 import type { Scenario } from '../scenario.js';
 import { headReaching, IDENTITY_KEY_BYTES, leafOf, newEntries, startKtlog } from './ktlog-support.js';
-import { ktlogMigrations, type KtlogTables, type NewEntry } from '@qpq/ktlog';
+import { entryRow, ktlogMigrations, type KtlogTables, type NewEntry } from '@qpq/ktlog';
 
 // At ≈10k appends/s on a 2-core machine: about 20 s (5 s with --quick) for the service.
 const EVENTS = 200_000;
@@ -138,16 +138,7 @@ async function insertBatched(
   try {
     await migrateToLatest(db as Kysely<unknown>, BASELINE_SCHEMA, ktlogMigrations);
     const setting = await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(db);
-    const rows = entries.map((e, i) => ({
-      index: i,
-      event_id: e.eventId,
-      op: e.op,
-      address: e.address,
-      device_id: e.deviceId,
-      identity_key: Buffer.from(e.identityKey),
-      timestamp_ms: e.timestampMs,
-      leaf_hash: Buffer.from(leaves[i] as Uint8Array),
-    }));
+    const rows = entries.map((e, i) => entryRow(e, i, leaves[i] as Uint8Array));
     const start = performance.now();
     for (let b = 0; b < rows.length; b += batch) {
       signal.throwIfAborted();
