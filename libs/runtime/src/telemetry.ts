@@ -4,6 +4,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { NodeSDK, tracing as traceSdk } from '@opentelemetry/sdk-node';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { registerProcessMetrics } from './process-metrics.js';
 
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -19,6 +20,7 @@ export class Telemetry {
   readonly meter: Meter;
   readonly rpcServerDuration: Histogram;
   readonly rpcClientDuration: Histogram;
+  private readonly stopProcessMetrics: () => void;
 
   private constructor(
     private readonly provider: MeterProvider,
@@ -34,6 +36,7 @@ export class Telemetry {
       'qpq_rpc_client_duration_seconds',
       'Duration of outgoing gRPC calls, by method and status code',
     );
+    this.stopProcessMetrics = registerProcessMetrics(this.meter);
   }
 
   static start(service: string): Telemetry {
@@ -74,6 +77,7 @@ export class Telemetry {
   }
 
   async shutdown(): Promise<void> {
+    this.stopProcessMetrics();
     await this.provider.shutdown().catch(() => undefined);
   }
 }

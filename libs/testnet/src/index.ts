@@ -3,7 +3,14 @@ export { makeDevCerts, type CertFiles, type DevCerts } from './certs.js';
 export { devCaPath, devDir } from './dev-dir.js';
 export { messagesDuring } from './messages-during.js';
 export { ensureNatsServer, startNats, type NatsHandle, type NatsOptions } from './nats.js';
-export { fixedPortNeeds, TestNetwork, type BackendName, type ServiceName, type TestNetworkOptions } from './network.js';
+export {
+  defaultServiceCommand,
+  fixedPortNeeds,
+  TestNetwork,
+  type BackendName,
+  type ServiceName,
+  type TestNetworkOptions,
+} from './network.js';
 export {
   existingDevice,
   newDevice,

@@ -43,12 +43,14 @@ export interface TestNetworkOptions {
   onServiceExit?: (name: ServiceName, code: number | null, signal: NodeJS.Signals | null) => void;
   /**
    * The command that runs one service, run from the repo root. Default:
-   * `node --import tsx services/<pkg>/src/bin.ts`. Overridden only to test the orchestrator itself.
+   * `node --import tsx services/<pkg>/src/bin.ts` (defaultServiceCommand). Overridden to test the
+   * orchestrator itself, or to give one service V8 flags.
    */
   serviceCommand?: (pkg: BackendName | 'gateway') => { command: string; args: string[] };
 }
 
-const defaultServiceCommand = (pkg: BackendName | 'gateway') => ({
+/** How a service is started unless TestNetworkOptions.serviceCommand says otherwise. */
+export const defaultServiceCommand = (pkg: BackendName | 'gateway') => ({
   command: process.execPath,
   args: ['--import', 'tsx', `services/${pkg}/src/bin.ts`],
 });
