@@ -18,8 +18,10 @@ function findTests(dir, out = []) {
 }
 
 const tier = process.argv[2];
-const unit = ['libs', 'services', 'clients', 'tests/bench'].flatMap((d) => findTests(join(root, d)));
-const integration = findTests(join(root, 'tests', 'integration'));
+// Whole-system tests: tests/integration, and any `*.integration.test.ts` elsewhere (e.g. the image check).
+const everywhere = ['libs', 'services', 'clients', 'tests/bench', 'deploy'].flatMap((d) => findTests(join(root, d)));
+const unit = everywhere.filter((f) => !f.endsWith('.integration.test.ts'));
+const integration = [...findTests(join(root, 'tests', 'integration')), ...everywhere.filter((f) => !unit.includes(f))];
 
 function run(files, concurrency) {
   if (files.length === 0) return 0;

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AuthServiceService, BlobServiceService, SessionServiceService } from '@qpq/proto';
 import type { QpqClient } from '@qpq/sdk';
-import { defaultServiceCommand, type ServiceName, type TestNetwork } from '@qpq/testnet';
+import { defaultServiceCommand, metricValue, type ServiceName, type TestNetwork } from '@qpq/testnet';
 import { RpcError, StatusCode } from '@qpq/wire';
 import pg from 'pg';
 import { call, connectByHand, registerByHand, startLoginByHand } from './by-hand.js';
@@ -77,17 +77,9 @@ async function sha256Of(path: string): Promise<string> {
 /** The CLI; a 50 MiB transfer through this QUIC stack takes a minute or more on a loaded 2-core machine. */
 const cli = (name: string, args: string[]) => qpq(net, dataDirOf(net, name), args, 0, 300_000);
 
-/** A metric's value summed over its series on a service's /metrics (undefined if it has none). */
-async function metricOf(service: ServiceName, name: string, labels = ''): Promise<number | undefined> {
-  const text = await (await fetch(`http://${net.addressOf(service).metrics}/metrics`)).text();
-  let total: number | undefined;
-  for (const line of text.split('\n')) {
-    if ((line.startsWith(`${name}{`) && line.includes(labels)) || line.startsWith(`${name} `)) {
-      total = (total ?? 0) + Number(line.split(' ').at(-1));
-    }
-  }
-  return total;
-}
+/** A metric's value on a service's /metrics (undefined if it has no such series). */
+const metricOf = (service: ServiceName, name: string, labels: Record<string, string> = {}) =>
+  metricValue(net.addressOf(service).metrics, name, labels);
 
 /**
  * How much more memory services hold while `work` runs, from their live memory after each major GC
@@ -103,7 +95,7 @@ async function memoryDuring<T>(
 ): Promise<{ result: T; held: Record<string, HeldMemory> }> {
   const read = async (service: ServiceName) => ({
     live: (await metricOf(service, 'qpq_nodejs_live_memory_bytes')) ?? 0,
-    gcs: (await metricOf(service, 'qpq_nodejs_gc_duration_seconds_count', 'kind="major"')) ?? 0,
+    gcs: (await metricOf(service, 'qpq_nodejs_gc_duration_seconds_count', { kind: 'major' })) ?? 0,
     rss: (await metricOf(service, 'qpq_process_resident_memory_bytes')) ?? 0,
   });
   const started = Date.now();

@@ -11,6 +11,13 @@ import {
   type Subscription,
 } from 'nats';
 import {
+  ConsumerGauges,
+  type ConsumerWatch,
+  type ConsumerWatchOptions,
+  type GaugeMeter,
+  type WatchedConsumer,
+} from './consumer-gauges.js';
+import {
   consumerConfig,
   DurableConsumer,
   type ConsumeHandler,
@@ -34,6 +41,7 @@ const CLOSE_TIMEOUT_MS = 2000;
 export class Bus {
   private up = true;
   private readonly consumers = new Set<DurableConsumer>();
+  private readonly watches = new Set<ConsumerGauges>();
 
   private constructor(
     readonly nc: NatsConnection,
@@ -128,6 +136,31 @@ export class Bus {
     };
   }
 
+  /**
+   * Reports durable consumers' backlog on `meter`, read from JetStream's consumer info every
+   * `intervalMs` (15 s) until `stop()` or `close()`: `qpq_jetstream_consumer_pending_messages`,
+   * `qpq_jetstream_consumer_ack_pending_messages` and `qpq_jetstream_consumer_redelivered_messages`,
+   * each labelled `stream` and `consumer`. The service that reads a consumer watches it.
+   *
+   * @example
+   * const watch = bus.watchConsumers(host.telemetry.meter, [{ stream: streams.devices.name, durable: 'ktlog' }]);
+   * await watch.stop();
+   */
+  watchConsumers(
+    meter: GaugeMeter,
+    consumers: readonly WatchedConsumer[],
+    opts: ConsumerWatchOptions = {},
+  ): ConsumerWatch {
+    const watch = new ConsumerGauges(this.jsm, meter, consumers, opts.intervalMs, this.logger);
+    this.watches.add(watch);
+    return {
+      stop: async () => {
+        this.watches.delete(watch);
+        await watch.stop();
+      },
+    };
+  }
+
   /** Durable publish: resolves once JetStream has stored the message. */
   async publishDurable(subject: string, data: Uint8Array, msgID?: string): Promise<void> {
     await this.js.publish(subject, data, msgID ? { msgID } : undefined);
@@ -148,13 +181,14 @@ export class Bus {
   }
 
   /**
-   * Stops the consumers, drains (flushing what is still buffered) within a bounded time, then makes
+   * Stops the consumers and consumer gauges, drains (flushing what is still buffered) within a bounded time, then makes
    * sure the connection is closed: with the server down, a drain can return while the client keeps
    * reconnecting.
    */
   async close(): Promise<void> {
-    await Promise.all([...this.consumers].map((c) => c.stop()));
+    await Promise.all([...this.consumers, ...this.watches].map((c) => c.stop()));
     this.consumers.clear();
+    this.watches.clear();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.nc.drain().catch(() => undefined),

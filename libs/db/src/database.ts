@@ -1,5 +1,6 @@
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { rememberPool } from './pools.js';
 
 // int8 (bigint) columns come back as JS bigint: seqs and counters must never lose precision.
 pg.types.setTypeParser(20, (v) => BigInt(v));
@@ -36,6 +37,7 @@ export async function openDatabase<T>(opts: DatabaseOptions): Promise<Kysely<T>>
   // An idle client's error (e.g. Postgres restarting) must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
   const db = new Kysely<T>({ dialect: new PostgresDialect({ pool }) });
+  rememberPool(db, pool);
   await sql`create schema if not exists ${sql.id(opts.schema)}`.execute(db);
   return db;
 }

@@ -1,3 +1,5 @@
 export * from './database.js';
 export * from './migrate.js';
+export * from './periodic-sample.js';
+export * from './pool-metrics.js';
 export * from './signing-key.js';

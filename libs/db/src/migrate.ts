@@ -1,4 +1,5 @@
 import { Migrator, type Kysely, type Migration } from 'kysely';
+import { openDatabase } from './database.js';
 
 /**
  * Runs a service's migrations (a static index named by ISO timestamp, e.g. `2026-11-25T2100Z-init`)
@@ -17,4 +18,21 @@ export async function migrateToLatest(
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw new Error(`migrations of schema ${schema} failed`, { cause: error });
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * Migrates a service's schema on its own and closes the connection: what `bin.ts migrate` runs (the
+ * Helm chart's migration Job, before an upgrade's pods start). Answers the migrations it applied.
+ */
+export async function migrateDatabase(
+  url: string,
+  schema: string,
+  migrations: Record<string, Migration>,
+): Promise<string[]> {
+  const db = await openDatabase<unknown>({ url, schema, poolSize: 1, statementTimeoutMs: 10 * 60_000 });
+  try {
+    return await migrateToLatest(db, schema, migrations);
+  } finally {
+    await db.destroy();
+  }
 }

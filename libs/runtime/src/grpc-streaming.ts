@@ -123,14 +123,16 @@ async function writeWithBackpressure(
   }
 }
 
-/** `promise`, or a rejection when `signal` aborts or `ms` pass first. */
+/**
+ * `promise`, or a rejection when `signal` aborts (already, or meanwhile) or `ms` pass first. `promise` is
+ * observed whatever ends the wait: a read given up on rejects later (ERR_STREAM_PREMATURE_CLOSE once the
+ * call is destroyed), and unobserved that would be an unhandled rejection, which ends the process.
+ */
 function within<T>(promise: Promise<T>, signal: AbortSignal, ms: number, timeout: () => Error): Promise<T> {
-  signal.throwIfAborted();
   return new Promise<T>((resolve, reject) => {
+    let settled = false;
     const timer = setTimeout(() => settle(() => reject(timeout())), ms);
     const onAbort = () => settle(() => reject(signal.reason));
-    signal.addEventListener('abort', onAbort, { once: true });
-    let settled = false;
     function settle(fn: () => void) {
       if (settled) return;
       settled = true;
@@ -142,5 +144,7 @@ function within<T>(promise: Promise<T>, signal: AbortSignal, ms: number, timeout
       (value) => settle(() => resolve(value)),
       (err: unknown) => settle(() => reject(err)),
     );
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
 }

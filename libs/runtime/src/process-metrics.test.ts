@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { metricValue } from '@qpq/testnet';
 import { Telemetry } from './telemetry.js';
 
 setFlagsFromString('--expose-gc');
@@ -19,24 +20,21 @@ async function gc(): Promise<void> {
 
 let telemetry: Telemetry;
 let server: Server;
-let url: string;
+let address: string;
 
 before(async () => {
   telemetry = Telemetry.start('process-metrics-test');
   server = createServer((req, res) => telemetry.serveMetrics(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
+  address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 after(async () => {
   server.close();
   await telemetry.shutdown();
 });
 
-async function metric(name: string, labels = ''): Promise<number | undefined> {
-  const text = await (await fetch(url)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line === undefined ? undefined : Number(line.split(' ').at(-1));
-}
+/** The value of the series of `name` carrying `labels` on the test's /metrics. */
+const metric = (name: string, labels: Record<string, string> = {}) => metricValue(address, name, labels);
 
 test('live memory after GC follows what the process holds, not its garbage', async () => {
   await gc();
@@ -58,8 +56,8 @@ test('live memory after GC follows what the process holds, not its garbage', asy
 test('resident and JS memory, GC pauses by kind and event-loop delay are exported', async () => {
   await gc();
   assert.ok((await metric('qpq_process_resident_memory_bytes'))! > 10 * 1024 * 1024);
-  assert.ok((await metric('qpq_nodejs_memory_bytes', 'kind="heap_used"'))! > 1024 * 1024);
-  assert.ok((await metric('qpq_nodejs_memory_bytes', 'kind="external"'))! > 0);
-  assert.ok((await metric('qpq_nodejs_gc_duration_seconds_count', 'kind="major"'))! >= 1);
+  assert.ok((await metric('qpq_nodejs_memory_bytes', { kind: 'heap_used' }))! > 1024 * 1024);
+  assert.ok((await metric('qpq_nodejs_memory_bytes', { kind: 'external' }))! > 0);
+  assert.ok((await metric('qpq_nodejs_gc_duration_seconds_count', { kind: 'major' }))! >= 1);
   assert.ok((await metric('qpq_nodejs_eventloop_delay_p99_seconds'))! >= 0);
 });

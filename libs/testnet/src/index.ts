@@ -2,6 +2,7 @@ export { callGateway, gatewayCaller, rpcCaller, type CallMethod, type RequestCha
 export { makeDevCerts, type CertFiles, type DevCerts } from './certs.js';
 export { devCaPath, devDir } from './dev-dir.js';
 export { messagesDuring } from './messages-during.js';
+export { metricValue } from './metric-value.js';
 export { ensureNatsServer, startNats, type NatsHandle, type NatsOptions } from './nats.js';
 export {
   defaultServiceCommand,
@@ -21,7 +22,7 @@ export {
   type LoginDevice,
 } from './opaque-by-hand.js';
 export { FIXED_PORTS, freeTcpPort, PortAllocator, PortInUseError, type PortNeed } from './ports.js';
-export { isReady } from './processes.js';
+export { isReady, spawnOwned, stopProcess, waitForExit, type OwnedProcess } from './processes.js';
 export { startPostgres, type PostgresHandle, type PostgresOptions } from './postgres.js';
 export { rejectsWithStatus } from './rejects-with-status.js';
 export {

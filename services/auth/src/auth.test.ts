@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { AuthServiceService as Rpc, type FinishLoginRequest, type FinishLoginResponse } from '@qpq/proto';
 import { readEnv, type RpcClient } from '@qpq/runtime';
-import { messagesDuring, rejectsWithStatus, ServiceTestBed, startNats } from '@qpq/testnet';
+import { messagesDuring, metricValue, rejectsWithStatus, ServiceTestBed, startNats } from '@qpq/testnet';
 import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -332,6 +332,55 @@ describe('auth service', { timeout: 120_000 }, () => {
     const jsm = await nc.jetstreamManager();
     const info = await jsm.streams.info('QPQ_AUDIT');
     assert.ok(info.state.messages >= events.length);
+  });
+
+  test('/metrics counts logins by outcome, registrations and ended sessions, and shows the Postgres pool', async () => {
+    const metric = (name: string, labels: Record<string, string> = {}) =>
+      metricValue(service.httpAddress, name, labels);
+    const counts = async () => ({
+      ok: await metric('qpq_auth_logins_total', { outcome: 'ok' }),
+      failed: await metric('qpq_auth_logins_total', { outcome: 'failed' }),
+      registrations: await metric('qpq_auth_registrations_total'),
+      revoked: await metric('qpq_auth_sessions_revoked_total'),
+    });
+    const before = await counts();
+    for (const [name, value] of Object.entries(before)) assert.ok(value !== undefined, `${name} is on /metrics`);
+
+    const username = uniqueName('mia');
+    await register(username, 'pw');
+    await rejectsWithStatus(register(username, 'pw'), status.ALREADY_EXISTS, 'username is taken');
+    const phone = await login(username, 'pw', newDevice('phone'));
+    const phoneAgain = await login(username, 'pw', { $case: 'deviceId', value: phone.deviceId });
+    const desk = await login(username, 'pw', newDevice('desk'));
+    // A finish made for another login, and a replay of a finish already used.
+    const wrong = await beginLogin(username, 'wrong pw');
+    const right = await beginLogin(username, 'pw');
+    await rejectsWithStatus(
+      gateway.call(Rpc.finishLogin, {
+        loginId: wrong.started.loginId,
+        finishLoginRequest: right.finishLoginRequest!,
+        device: newDevice(),
+      }),
+      status.UNAUTHENTICATED,
+    );
+    const used = { loginId: right.started.loginId, finishLoginRequest: right.finishLoginRequest!, device: newDevice() };
+    await gateway.call(Rpc.finishLogin, used);
+    await rejectsWithStatus(gateway.call(Rpc.finishLogin, used), status.UNAUTHENTICATED);
+    // The phone's two sessions end by logout, the desk's one with its revocation.
+    await gateway.call(Rpc.logout, {}, { identity: identityOf(phoneAgain) });
+    await gateway.call(Rpc.revokeDevice, { deviceId: desk.deviceId }, { identity: identityOf(desk) });
+
+    assert.deepEqual(await counts(), {
+      ok: before.ok! + 4,
+      failed: before.failed! + 2,
+      registrations: before.registrations! + 1,
+      revoked: before.revoked! + 3,
+    });
+    assert.equal(await metric('qpq_db_pool_max_connections'), 8);
+    const idle = await metric('qpq_db_pool_connections', { state: 'idle' });
+    const busy = await metric('qpq_db_pool_connections', { state: 'busy' });
+    assert.ok(idle !== undefined && busy !== undefined && idle + busy >= 1, `${idle} idle, ${busy} busy`);
+    assert.equal(await metric('qpq_db_pool_waiting_clients'), 0);
   });
 
   test('/readyz is ready while Postgres and NATS are reachable, and not ready when NATS goes away', async () => {

@@ -5,6 +5,7 @@ import type { AuthConfig } from './config.js';
 import type { AuthDatabase } from './db/schema.js';
 import type { DeviceEventRelay } from './device-event-relay.js';
 import type { DevicePushes } from './device-pushes.js';
+import type { AuthMetrics } from './metrics.js';
 
 /** What every route of the auth service works with. */
 export interface AppContext {
@@ -19,4 +20,5 @@ export interface AppContext {
   deviceEvents: DeviceEventRelay;
   /** DevicesChanged / SessionRevoked pushes to an account's devices. */
   pushes: DevicePushes;
+  metrics: AuthMetrics;
 }

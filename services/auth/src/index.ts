@@ -1,5 +1,5 @@
 import { Bus, streams } from '@qpq/bus';
-import { databaseReachable, migrateToLatest, openDatabase } from '@qpq/db';
+import { databaseReachable, migrateToLatest, openDatabase, registerPoolMetrics } from '@qpq/db';
 import { AuthServiceService } from '@qpq/proto';
 import { AuditLog, ServiceHost, type Routes } from '@qpq/runtime';
 import type { Kysely } from 'kysely';
@@ -11,6 +11,7 @@ import type { AuthDatabase } from './db/schema.js';
 import { DeviceEventRelay } from './device-event-relay.js';
 import { DevicePushes } from './device-pushes.js';
 import { ExpirySweeper } from './expiry-sweeper.js';
+import { AuthMetrics } from './metrics.js';
 import { assertValidServerSetup, loadServerSetup } from './opaque.js';
 import { finishLogin } from './routes/finish-login.js';
 import { finishRegistration } from './routes/finish-registration.js';
@@ -25,7 +26,8 @@ import { validateSession } from './routes/validate-session.js';
 export { authEnv, envToConfig, type AuthConfig } from './config.js';
 export type { AppContext } from './context.js';
 
-const SCHEMA = 'auth';
+/** The Postgres schema this service owns. */
+export const SCHEMA = 'auth';
 
 /** Parts a test (or an embedding process) may supply instead of having the service open its own. */
 export interface AuthOverrides {
@@ -57,6 +59,7 @@ export class AuthService {
     let bus = overrides.bus;
     try {
       db ??= await openDatabase<AuthDatabase>({ url: cfg.databaseUrl, schema: SCHEMA });
+      registerPoolMetrics(host.telemetry.meter, db);
       await migrateToLatest(db as Kysely<unknown>, SCHEMA, migrations);
       const serverSetup = await loadServerSetup(db, cfg.opaqueServerSetup);
       bus ??= await Bus.connect(cfg.natsUrl, 'auth', host.logger);
@@ -70,6 +73,7 @@ export class AuthService {
         serverSetup,
         deviceEvents: new DeviceEventRelay(db, bus, host.logger, cfg.deviceEventRelayIntervalMs),
         pushes: new DevicePushes(bus, host.logger),
+        metrics: new AuthMetrics(host.telemetry),
       };
       return new AuthService(ctx, host, { db: !overrides.db, bus: !overrides.bus });
     } catch (err) {

@@ -1,5 +1,9 @@
-import { runMain } from '@qpq/runtime';
+import { migrateDatabase } from '@qpq/db';
+import { databaseEnv, readEnv, runMain } from '@qpq/runtime';
+import { migrations } from './db/migrations/index.js';
 import { readBlobConfig } from './config.js';
-import { BlobService } from './index.js';
+import { BlobService, SCHEMA } from './index.js';
 
-void runMain('blob', () => BlobService.create(readBlobConfig()).then((s) => s.start()));
+void runMain('blob', () => BlobService.create(readBlobConfig()).then((s) => s.start()), {
+  migrate: () => migrateDatabase(readEnv(databaseEnv()).QPQ_DATABASE_URL, SCHEMA, migrations),
+});

@@ -167,6 +167,75 @@ for (const storage of STORAGE_KINDS) {
       assert.ok((await t.client.downloadBytes(alice, file.blobId)).bytes.equals(file.bytes));
     });
 
+    /** Upload calls that ended CANCELLED, as the service counts them. */
+    function cancelledUploads(metrics: string): number {
+      const line = metrics
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith('qpq_rpc_server_duration_seconds_count{') &&
+            l.includes('code="CANCELLED"') &&
+            l.includes('BlobService/Upload"'),
+        );
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    }
+
+    it('survives a caller that cancels while the service is busy with its upload', async () => {
+      const file = randomFile(MiB);
+      const begin = beginOf(file);
+      await t.client.upload(alice, begin, chunksOf(file.bytes), { endAfterBytes: 1000 });
+      // The resume's begin waits for this lock, so the cancel arrives while the handler is not reading
+      // and it asks for the next message only after the call is gone. A read then started and left to
+      // reject unobserved would be an unhandled rejection: the end of a service process.
+      let release!: () => void;
+      let locked!: () => void;
+      const isLocked = new Promise<void>((resolve) => (locked = resolve));
+      const holding = t.db.transaction().execute(async (tx) => {
+        await tx
+          .selectFrom('uploads')
+          .select('stored')
+          .where('account_id', '=', alice.accountId)
+          .where('upload_id', '=', begin.uploadId)
+          .forUpdate()
+          .execute();
+        locked();
+        await new Promise<void>((resolve) => (release = resolve));
+      });
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        await Promise.race([isLocked, holding]);
+        const cancelledBefore = cancelledUploads(await scrape());
+        await rejectsWithStatus(
+          t.client.upload(alice, { ...begin, offset: 1000n }, chunksOf(file.bytes.subarray(1000)), {
+            cancelAfterBytes: 1000,
+          }),
+          status.CANCELLED,
+        );
+        // The cancel (an HTTP/2 reset) reaches the service at once on loopback.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        release();
+        await holding;
+        await waitFor(
+          'the cancelled upload call to end',
+          async () => cancelledUploads(await scrape()) > cancelledBefore,
+          10_000,
+          50,
+        );
+        // A rejection is reported a turn of the event loop after it happens.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      } finally {
+        release?.();
+        process.off('unhandledRejection', onUnhandled);
+      }
+      assert.deepEqual(unhandled, [], 'no promise of the cancelled call was left to reject unobserved');
+      const where = await t.gateway.call(Rpc.getUpload, { uploadId: begin.uploadId }, { identity: alice });
+      assert.equal(where.stored, 1000n, 'the cancelled resume stored nothing it did not read');
+      const rest = await t.client.upload(alice, { ...begin, offset: 1000n }, chunksOf(file.bytes.subarray(1000)));
+      assert.equal(rest.response.blobId, file.blobId);
+    });
+
     it('ends an upload that sends nothing for QPQ_BLOB_IDLE_TIMEOUT, keeping what it delivered', async () => {
       const file = randomFile(MiB);
       const begin = beginOf(file);
@@ -471,6 +540,16 @@ for (const storage of STORAGE_KINDS) {
         .select((eb) => eb.fn.sum<string>('size').as('total'))
         .executeTakeFirstOrThrow();
       assert.equal(sample(after, 'qpq_blob_stored_bytes'), Number(total), 'the gauge is the bytes of complete blobs');
+    });
+
+    it('reports its Postgres pool on /metrics', async () => {
+      const metrics = await scrape();
+      assert.equal(sample(metrics, 'qpq_db_pool_max_connections'), 8);
+      const idle = labelled(metrics, 'qpq_db_pool_connections', 'state="idle"');
+      const busy = labelled(metrics, 'qpq_db_pool_connections', 'state="busy"');
+      // At scrape time the stored-bytes gauge may be querying: busy or idle, a connection is open.
+      assert.ok(idle + busy >= 1, `${idle} idle, ${busy} busy`);
+      assert.match(metrics, /^qpq_db_pool_waiting_clients\{[^}]*\} 0$/m);
     });
   });
 }

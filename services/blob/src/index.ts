@@ -1,4 +1,4 @@
-import { databaseReachable, migrateToLatest, openDatabase } from '@qpq/db';
+import { databaseReachable, migrateToLatest, openDatabase, registerPoolMetrics } from '@qpq/db';
 import { BlobServiceService } from '@qpq/proto';
 import { ServiceHost } from '@qpq/runtime';
 import type { Kysely } from 'kysely';
@@ -54,6 +54,8 @@ export class BlobService {
     let storage: BlobStorage | undefined;
     try {
       db ??= await openDatabase<BlobTables>({ url: cfg.databaseUrl, schema: SCHEMA });
+      // The service's pool (metadata, and bytes written with postgres storage); the storage's read pool is not reported.
+      registerPoolMetrics(host.telemetry.meter, db);
       await migrateToLatest(db as Kysely<unknown>, SCHEMA, migrations);
       storage =
         cfg.storage === 'fs'

@@ -1,5 +1,9 @@
-import { runMain } from '@qpq/runtime';
+import { migrateDatabase } from '@qpq/db';
+import { databaseEnv, readEnv, runMain } from '@qpq/runtime';
+import { migrations } from './db/migrations/index.js';
 import { readDeliveryConfig } from './config.js';
-import { DeliveryService } from './index.js';
+import { DeliveryService, SCHEMA } from './index.js';
 
-void runMain('delivery', () => DeliveryService.create(readDeliveryConfig()).then((s) => s.start()));
+void runMain('delivery', () => DeliveryService.create(readDeliveryConfig()).then((s) => s.start()), {
+  migrate: () => migrateDatabase(readEnv(databaseEnv()).QPQ_DATABASE_URL, SCHEMA, migrations),
+});

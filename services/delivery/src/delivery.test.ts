@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DeliveryService } from './index.js';
 import { verifyDeliveryProof } from '@qpq/crypto';
-import { bytes, deliveryUnderTest, newDevice, rejection, sameBytes, text, uuidv7 } from './test-helpers.js';
+import { bytes, deliveryUnderTest, metric, newDevice, rejection, sameBytes, text, uuidv7 } from './test-helpers.js';
 
 const { enqueue: Enqueue, fetch: Fetch, ack: Ack } = DeliveryServiceService;
 const MAX_PAYLOAD = 256 * 1024;
@@ -468,6 +468,64 @@ describe('delivery service', () => {
     assert.match(metrics, /qpq_delivery_enqueued_messages_total/);
     assert.match(metrics, /qpq_delivery_duplicates_total/);
     assert.match(metrics, /qpq_delivery_fanout_devices_bucket/);
+  });
+
+  it('reports acknowledged envelopes, the sampled mailbox backlog and its age, and the Postgres pool', async () => {
+    const PENDING = 'qpq_delivery_pending_messages';
+    const AGE = 'qpq_delivery_oldest_pending_age_seconds';
+    const ACKED = 'qpq_delivery_acked_messages_total';
+    const gaugeReaches = (name: string, check: (v: number) => boolean, what: string) =>
+      waitFor(what, async () => {
+        const v = await metric(delivery.service, name);
+        return v !== undefined && check(v);
+      });
+    // Empty every mailbox the tests before left, acknowledging as each device.
+    const left = await delivery.db
+      .selectFrom('mailbox')
+      .select(['device_id', (eb) => eb.fn.max('seq').as('last')])
+      .groupBy('device_id')
+      .execute();
+    for (const { device_id: deviceId, last } of left) {
+      await ack({ ...newDevice(), deviceId }, BigInt(last));
+    }
+    assert.equal(await count('mailbox'), 0);
+    await gaugeReaches(PENDING, (v) => v === 0, 'no envelope pending');
+    assert.equal(await metric(delivery.service, AGE), 0, 'no pending envelope, no age');
+    const acked = (await metric(delivery.service, ACKED))!;
+
+    // Three messages for two devices: six envelopes.
+    const alice = newDevice('alice');
+    const bob = newDevice('bob');
+    const carol = newDevice('carol');
+    const sent = [uuidv7(), uuidv7(), uuidv7()];
+    for (const [n, messageId] of sent.entries()) await enqueue(alice, [bob, carol], bytes(`m${n}`), messageId);
+    await gaugeReaches(PENDING, (v) => v === 6, 'six envelopes pending');
+    // The first one accepted an hour ago: the age is the oldest envelope's.
+    await delivery.db
+      .updateTable('messages')
+      .set({ accepted_at: new Date(Date.now() - 3600_000) })
+      .where('message_id', '=', sent[0]!)
+      .execute();
+    await gaugeReaches(AGE, (v) => v >= 3600 && v < 3660, 'an hour-old envelope pending');
+
+    // Bob acknowledges all three, then carol the first: her first envelope was the oldest.
+    await ack(bob, 3n);
+    await ack(carol, 1n);
+    assert.equal(await metric(delivery.service, ACKED), acked + 4);
+    await gaugeReaches(PENDING, (v) => v === 2, 'two envelopes pending');
+    await gaugeReaches(AGE, (v) => v < 60, 'the hour-old envelope no longer pending');
+    // An ack of nothing new counts nothing.
+    await ack(bob, 3n);
+    await ack(carol, 3n);
+    assert.equal(await metric(delivery.service, ACKED), acked + 6);
+    await gaugeReaches(PENDING, (v) => v === 0, 'nothing pending');
+    assert.equal(await metric(delivery.service, AGE), 0);
+
+    assert.equal(await metric(delivery.service, 'qpq_db_pool_max_connections'), 8);
+    const idle = await metric(delivery.service, 'qpq_db_pool_connections', { state: 'idle' });
+    const busy = await metric(delivery.service, 'qpq_db_pool_connections', { state: 'busy' });
+    assert.ok(idle !== undefined && busy !== undefined && idle + busy >= 1, `${idle} idle, ${busy} busy`);
+    assert.equal(await metric(delivery.service, 'qpq_db_pool_waiting_clients'), 0);
   });
 
   it('keeps every message, seq and the signing key across a restart', async () => {

@@ -1,6 +1,13 @@
 import { Bus } from '@qpq/bus';
 import { ed25519RawPublicKey } from '@qpq/crypto';
-import { databaseReachable, loadSigningKey, migrateToLatest, openDatabase } from '@qpq/db';
+import {
+  databaseReachable,
+  loadSigningKey,
+  migrateToLatest,
+  openDatabase,
+  PeriodicSample,
+  registerPoolMetrics,
+} from '@qpq/db';
 import { DeliveryServiceService } from '@qpq/proto';
 import { ServiceHost } from '@qpq/runtime';
 import type { Kysely } from 'kysely';
@@ -10,6 +17,7 @@ import type { AppContext } from './context.js';
 import { migrations } from './db/migrations/index.js';
 import type { DeliveryTables } from './db/schema.js';
 import { ExpirySweeper } from './expiry.js';
+import { mailboxBacklog, type MailboxBacklog } from './mailbox-backlog.js';
 import { DeliveryMetrics } from './metrics.js';
 import { ack } from './routes/ack.js';
 import { enqueue } from './routes/enqueue.js';
@@ -25,6 +33,8 @@ export interface DeliveryOverrides {
   now?: () => number;
   /** Proof-signing key, instead of QPQ_DELIVERY_SIGNING_KEY or the one kept in the database. */
   signingKey?: KeyObject;
+  /** How often the mailbox backlog gauges are read (default 15 s); tests shorten it. */
+  sampleIntervalMs?: number;
 }
 
 /**
@@ -37,6 +47,7 @@ export class DeliveryService {
     readonly ctx: AppContext,
     private readonly host: ServiceHost,
     readonly expiry: ExpirySweeper,
+    private readonly backlog: PeriodicSample<MailboxBacklog>,
   ) {}
 
   /** Connects to Postgres (migrating the `delivery` schema) and NATS; `start()` then serves. */
@@ -54,21 +65,28 @@ export class DeliveryService {
         }));
       const host = new ServiceHost('delivery', cfg);
       bus = await Bus.connect(cfg.natsUrl, 'delivery', host.logger);
+      registerPoolMetrics(host.telemetry.meter, db);
+      const backlog = new PeriodicSample(() => mailboxBacklog(db), {
+        what: 'mailbox backlog',
+        intervalMs: overrides.sampleIntervalMs,
+        logger: host.logger,
+      });
+      const now = overrides.now ?? Date.now;
       const ctx: AppContext = {
         cfg,
         db,
         bus,
         logger: host.logger,
-        metrics: new DeliveryMetrics(host.telemetry),
+        metrics: new DeliveryMetrics(host.telemetry, backlog, now),
         signingKey,
-        now: overrides.now ?? Date.now,
+        now,
       };
       host.grpc.addService('qpq.v1.DeliveryService', DeliveryServiceService, {
         enqueue: enqueue(ctx),
         fetch: fetch(ctx),
         ack: ack(ctx),
       });
-      return new DeliveryService(ctx, host, new ExpirySweeper(ctx));
+      return new DeliveryService(ctx, host, new ExpirySweeper(ctx), backlog);
     } catch (err) {
       if (bus) await bus.close();
       await db.destroy();
@@ -94,6 +112,7 @@ export class DeliveryService {
   async start(): Promise<this> {
     await this.host.start(() => this.ready());
     this.expiry.start();
+    this.backlog.start();
     return this;
   }
 
@@ -102,10 +121,11 @@ export class DeliveryService {
     return this.ctx.bus.isConnected() && (await databaseReachable(this.ctx.db as Kysely<unknown>));
   }
 
-  /** Drains calls in flight, stops the sweep, flushes NATS and closes the database pool. */
+  /** Drains calls in flight, stops the sweep and the sampling, flushes NATS and closes the database pool. */
   async stop(): Promise<void> {
     await this.host.stop();
     await this.expiry.stop();
+    await this.backlog.stop();
     await this.ctx.bus.close();
     await this.ctx.db.destroy();
   }

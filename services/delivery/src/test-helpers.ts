@@ -1,7 +1,7 @@
 // Shared by this service's tests (not exported from the package).
 import { openDatabase } from '@qpq/db';
 import { readEnv, type Identity, type RpcClient } from '@qpq/runtime';
-import { ServiceTestBed } from '@qpq/testnet';
+import { metricValue, ServiceTestBed } from '@qpq/testnet';
 import type { Kysely } from 'kysely';
 import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
@@ -10,6 +10,9 @@ import { after, before } from 'node:test';
 import { deliveryEnv, envToConfig, type DeliveryConfig } from './config.js';
 import type { DeliveryTables } from './db/schema.js';
 import { DeliveryService } from './index.js';
+
+/** How often the service under test samples its mailbox backlog gauges (15 s in production). */
+export const SAMPLE_INTERVAL_MS = 50;
 
 /** The running delivery service and what its tests reach it with; filled in by the suite's before(). */
 export interface DeliveryUnderTest {
@@ -27,7 +30,8 @@ export interface DeliveryUnderTest {
 }
 
 /**
- * The delivery service on a ServiceTestBed of its own (sweeping expired rows every 100 ms) for the
+ * The delivery service on a ServiceTestBed of its own (sweeping expired rows every 100 ms, sampling
+ * its gauges every SAMPLE_INTERVAL_MS) for the
  * calling suite: registers the suite's before() and after() hooks, and returns what they fill in.
  */
 export function deliveryUnderTest(): DeliveryUnderTest {
@@ -38,7 +42,11 @@ export function deliveryUnderTest(): DeliveryUnderTest {
       const bed = await ServiceTestBed.create({ service: 'delivery' });
       delivery.bed = bed; // at once: after() destroys the bed even when the service fails to start
       const cfg = envToConfig(readEnv(deliveryEnv, bed.env({ QPQ_GC_INTERVAL: '100ms' })));
-      Object.assign(delivery, { cfg }, await bed.startService(() => DeliveryService.create(cfg)));
+      Object.assign(
+        delivery,
+        { cfg },
+        await bed.startService(() => DeliveryService.create(cfg, { sampleIntervalMs: SAMPLE_INTERVAL_MS })),
+      );
       delivery.db = await openDatabase<DeliveryTables>({ url: bed.databaseUrl, schema: 'delivery' });
     },
     { timeout: 120_000 },
@@ -87,4 +95,13 @@ export async function rejection(promise: Promise<unknown>): Promise<{ code: numb
     return err as { code: number; details: string };
   }
   assert.fail('the call succeeded but should have been refused');
+}
+
+/** The value of the series of `name` carrying `labels` (among others) on the service's /metrics, if any. */
+export function metric(
+  service: DeliveryService,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number | undefined> {
+  return metricValue(service.httpAddress, name, labels);
 }

@@ -58,6 +58,7 @@ export class Attachment {
         this.subscription = this.ctx.bus.subscribe(subjects.push(deviceId), (bytes) => this.pushed(deviceId, bytes));
       }
       // A newer Attach on this connection may have started meanwhile: the last one wins.
+      if (this.token === undefined) this.ctx.metrics.sessions.add(1);
       this.token = token;
       this.info = info;
       this.warnedStale = false;
@@ -139,6 +140,7 @@ export class Attachment {
   }
 
   private detach(): void {
+    if (this.token !== undefined) this.ctx.metrics.sessions.add(-1);
     this.subscription?.unsubscribe();
     this.subscription = undefined;
     this.token = undefined;

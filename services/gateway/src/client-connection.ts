@@ -8,6 +8,7 @@ import {
   describeCloseCode,
   describeConnectionEnd,
   encodeServerPushFrame,
+  FRAME_HEADER_BYTES,
   FrameStream,
   on,
   WriteBacklogError,
@@ -27,6 +28,7 @@ import {
   TooManyRequestsError,
 } from './errors.js';
 import { serveFileStream } from './file-stream.js';
+import { envelopeAcceptedAtMs } from './push-acceptance.js';
 import { routeOf } from './routes.js';
 
 const edgeTracer = trace.getTracer('qpq-gateway');
@@ -180,6 +182,7 @@ export class ClientConnection {
 
   private onFrame(bytes: Uint8Array): void {
     const { metrics, cfg } = this.ctx;
+    metrics.frameBytes.add(FRAME_HEADER_BYTES + bytes.byteLength, { direction: 'in' });
     let request: Request;
     try {
       const frame = ClientFrame.decode(bytes);
@@ -270,14 +273,21 @@ export class ClientConnection {
       this.logger.warn({ bytes: frame.byteLength }, 'push larger than the frame limit dropped');
       return;
     }
-    this.send(frame, 'push');
+    this.send(frame, 'push', envelopeAcceptedAtMs(pushBytes));
   }
 
-  private send(frame: Uint8Array, kind: 'response' | 'push'): void {
+  /** Sends a frame; for an envelope's push, `acceptedAtMs` is when delivery accepted it (push latency). */
+  private send(frame: Uint8Array, kind: 'response' | 'push', acceptedAtMs?: number): void {
     const frames = this.frames;
     if (!frames || this.gone) return;
     frames.send(frame).then(
-      () => this.ctx.metrics.frames.add(1, { direction: 'out', kind }),
+      () => {
+        const { metrics } = this.ctx;
+        metrics.frames.add(1, { direction: 'out', kind });
+        metrics.frameBytes.add(FRAME_HEADER_BYTES + frame.byteLength, { direction: 'out' });
+        // Clamped: with the delivery host's clock ahead of ours, the difference can come out negative.
+        if (acceptedAtMs !== undefined) metrics.pushLatency.record(Math.max(0, Date.now() - acceptedAtMs) / 1000);
+      },
       (err: unknown) => {
         if (err instanceof WriteBacklogError) {
           if (kind === 'push') this.ctx.metrics.pushesDropped.add(1, { reason: 'slow_reader' });

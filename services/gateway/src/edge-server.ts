@@ -4,6 +4,7 @@ import { CloseCode, describeCloseCode, on, quicLogger, quicTransportConfig, serv
 import { ClientConnection } from './client-connection.js';
 import type { AppContext } from './context.js';
 import type { Dispatch } from './dispatch.js';
+import { connectionErrorKind, streamErrorKind, type QuicErrorKind } from './quic-errors.js';
 
 /**
  * The client-facing QUIC listener (TLS 1.3, ALPN qpq/1, no client certificates: clients prove who
@@ -34,6 +35,17 @@ export class EdgeServer {
       logger: quicLogger('quic', (line) => logger[line.level]({ quic: line.logger }, line.msg)),
     });
     on(this.server, events.EventQUICServerConnection, (e) => this.accept(e.detail));
+    // Every connection's and stream's events reach the server too, those of connections still in
+    // their handshake included (which never become a ClientConnection).
+    const counted = new WeakSet<object>();
+    const count = (err: unknown, kind: QuicErrorKind | undefined) => {
+      // The library may dispatch one error more than once.
+      if (!kind || typeof err !== 'object' || err === null || counted.has(err)) return;
+      counted.add(err);
+      ctx.metrics.quicErrors.add(1, { kind });
+    };
+    on(this.server, events.EventQUICConnectionError, (e) => count(e.detail, connectionErrorKind(e.detail)));
+    on(this.server, events.EventQUICStreamError, (e) => count(e.detail, streamErrorKind(e.detail)));
   }
 
   /** Starts listening; answers the bound "host:port" (the real port when configured with 0). */

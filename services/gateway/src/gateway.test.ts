@@ -3,9 +3,19 @@
  * everything the gateway decides on its own (routing, session gate, limits, protocol violations,
  * drain) without auth, keypackage or delivery. network.test.ts covers the paths through them.
  */
-import { AuthServiceService, BlobServiceService, ClientFrame, DeliveryServiceService } from '@qpq/proto';
-import { freeTcpPort, makeDevCerts, startNats, type NatsHandle } from '@qpq/testnet';
-import { CloseCode, ConnectionClosedError, GatewayConnection, RpcError, StatusCode } from '@qpq/wire';
+import { QUICClient } from '@matrixai/quic';
+import { AuthServiceService, BlobServiceService, ClientFrame, DeliveryServiceService, ServerFrame } from '@qpq/proto';
+import { freeTcpPort, makeDevCerts, metricValue, type NatsHandle, startNats, waitFor } from '@qpq/testnet';
+import {
+  clientCrypto,
+  CloseCode,
+  ConnectionClosedError,
+  GatewayConnection,
+  quicLogger,
+  quicTransportConfig,
+  RpcError,
+  StatusCode,
+} from '@qpq/wire';
 import { RawQuicClient } from '@qpq/wire/testing';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -196,6 +206,103 @@ describe('gateway without backends', () => {
     assert.deepEqual([end.by, end.isApp, end.code], ['peer', true, CloseCode.FRAME_TOO_LARGE]);
     await expectStatus(bystander.request('/x/y', new Uint8Array()), StatusCode.UNIMPLEMENTED, /unknown method/);
     await raw.destroy();
+  });
+
+  test('/metrics counts frame bytes both ways, length prefix included', async () => {
+    const metric = (name: string, labels: Record<string, string>) => metricValue(gateway.httpAddress, name, labels);
+    const bytesIn = (await metric('qpq_gateway_frame_bytes_total', { direction: 'in' }))!;
+    const bytesOut = (await metric('qpq_gateway_frame_bytes_total', { direction: 'out' }))!;
+    const responses = (await metric('qpq_gateway_frames_total', { direction: 'out', kind: 'response' })) ?? 0;
+    assert.ok(bytesIn !== undefined && bytesOut !== undefined, 'both directions are on /metrics');
+
+    // One request by hand, so its size is known; the answer is an UNIMPLEMENTED response of known size.
+    const request = ClientFrame.encode({
+      kind: { $case: 'request', value: { id: 7, method: '/x/y', payload: new Uint8Array() } },
+    }).finish();
+    const response = ServerFrame.encode({
+      kind: {
+        $case: 'response',
+        value: {
+          id: 7,
+          status: { code: StatusCode.UNIMPLEMENTED, message: 'unknown method /x/y' },
+          payload: new Uint8Array(),
+        },
+      },
+    }).finish();
+    const raw = await RawQuicClient.connect({ port, ca });
+    try {
+      await raw.sendFrame(request);
+      await waitFor(
+        'the response sent',
+        async () =>
+          (await metric('qpq_gateway_frames_total', { direction: 'out', kind: 'response' })) === responses + 1,
+      );
+      assert.equal(
+        await metric('qpq_gateway_frame_bytes_total', { direction: 'in' }),
+        bytesIn + 4 + request.byteLength,
+      );
+      assert.equal(
+        await metric('qpq_gateway_frame_bytes_total', { direction: 'out' }),
+        bytesOut + 4 + response.byteLength,
+      );
+    } finally {
+      await raw.destroy();
+    }
+  });
+
+  test('/metrics counts QUIC failures by kind: handshake, connection, stream', async () => {
+    const errors = (kind: string) => metricValue(gateway.httpAddress, 'qpq_gateway_quic_errors_total', { kind });
+    const before = {
+      handshake: (await errors('handshake'))!,
+      connection: (await errors('connection'))!,
+      stream: (await errors('stream'))!,
+    };
+    for (const [kind, n] of Object.entries(before)) assert.ok(n !== undefined, `kind="${kind}" is on /metrics`);
+    const RESET = new Error('reset by the test');
+    const quicClient = (config: Record<string, unknown> = {}) =>
+      QUICClient.createQUICClient(
+        {
+          host: '127.0.0.1',
+          port,
+          localHost: '127.0.0.1',
+          serverName: 'localhost',
+          crypto: clientCrypto,
+          config: { ...quicTransportConfig(), ca, verifyPeer: true, ...config },
+          // A stream reset with RESET carries error code 7; every other reset, 0 (the library's default).
+          reasonToCode: (_type, reason) => (reason === RESET ? 7 : 0),
+          logger: quicLogger('test-client'),
+        },
+        { timer: 5_000 },
+      );
+
+    // A client that does not speak qpq/1 fails the handshake (the client itself learns it ~3 s later).
+    const refused = quicClient({ applicationProtos: ['not-qpq'] }).then(
+      () => assert.fail('the handshake succeeded'),
+      () => undefined,
+    );
+    await waitFor('a handshake error', async () => (await errors('handshake')) === before.handshake + 1);
+
+    // A stream reset with an error code, then the connection closed with a transport error code.
+    const client = await quicClient();
+    const stream = client.connection.newStream('bidi');
+    const writer = stream.writable.getWriter();
+    await writer.write(new Uint8Array([0, 0])); // half a length prefix: the gateway sees the stream
+    await new Promise((r) => setTimeout(r, 100));
+    await writer.abort(RESET);
+    await waitFor('a stream error', async () => (await errors('stream')) === before.stream + 1);
+    await client.destroy({ isApp: false, errorCode: 1, reason: Buffer.from('internal error'), force: true });
+    await waitFor('a connection error', async () => (await errors('connection')) === before.connection + 1);
+
+    // A normal close counts nothing.
+    const polite = await connect();
+    await expectStatus(polite.request('/x/y', new Uint8Array()), StatusCode.UNIMPLEMENTED, /unknown method/);
+    await polite.close();
+    await new Promise((r) => setTimeout(r, 200));
+    await refused;
+    assert.deepEqual(
+      { handshake: await errors('handshake'), connection: await errors('connection'), stream: await errors('stream') },
+      { handshake: before.handshake + 1, connection: before.connection + 1, stream: before.stream + 1 },
+    );
   });
 
   // Last: it stops the gateway.

@@ -1,5 +1,6 @@
 import type { Counter, Histogram, UpDownCounter } from '@opentelemetry/api';
 import type { Telemetry } from '@qpq/runtime';
+import { QUIC_ERROR_KINDS } from './quic-errors.js';
 
 /** What an SRE watches on a gateway (calls to the backends are in qpq_rpc_client_duration_seconds). */
 export class GatewayMetrics {
@@ -19,6 +20,14 @@ export class GatewayMetrics {
   readonly fileBytes: Counter;
   /** File streams ended, by kind (upload/download) and outcome (ok, a status code's name, client_reset, …). */
   readonly fileStreamsEnded: Counter;
+  /** Connections attached to a session now (their device's pushes come down them). */
+  readonly sessions: UpDownCounter;
+  /** Bytes of session-stream frames (length prefix included), by direction; file streams are in fileBytes. */
+  readonly frameBytes: Counter;
+  /** QUIC-level failures, by kind (handshake, connection, stream: see quic-errors.ts). */
+  readonly quicErrors: Counter;
+  /** From the delivery service's acceptance of an envelope to its push written to the client's stream. */
+  readonly pushLatency: Histogram;
 
   constructor(telemetry: Telemetry) {
     const meter = telemetry.meter;
@@ -47,5 +56,28 @@ export class GatewayMetrics {
     this.fileStreamsEnded = meter.createCounter('qpq_gateway_file_streams_total', {
       description: 'File streams ended, by kind (upload, download) and outcome',
     });
+    this.sessions = meter.createUpDownCounter('qpq_gateway_sessions', {
+      description: 'Client connections currently attached to a session',
+    });
+    this.frameBytes = meter.createCounter('qpq_gateway_frame_bytes_total', {
+      description:
+        'Bytes of frames received from (in) and sent to (out) clients on session streams, length prefix included',
+    });
+    this.quicErrors = meter.createCounter('qpq_gateway_quic_errors_total', {
+      description:
+        'QUIC failures, by kind: handshake (TLS), connection (a transport error code, or the library failing), ' +
+        'stream (failed by the library, or reset by the client with an error code)',
+    });
+    this.pushLatency = telemetry.histogramSeconds(
+      'qpq_gateway_push_latency_seconds',
+      'From the delivery service accepting an envelope to its push written to the client (clocks of both hosts)',
+    );
+    // Present (at 0) from start, so rates and alerts see every series.
+    this.sessions.add(0);
+    this.connections.add(0);
+    this.fileStreams.add(0);
+    for (const reason of ['too_large', 'slow_reader'] as const) this.pushesDropped.add(0, { reason });
+    for (const direction of ['in', 'out'] as const) this.frameBytes.add(0, { direction });
+    for (const kind of QUIC_ERROR_KINDS) this.quicErrors.add(0, { kind });
   }
 }

@@ -3,13 +3,15 @@
  * real QUIC clients: what the gateway does when one of its attached devices is revoked.
  */
 import { AuthService, authEnv, envToConfig as authConfig } from '@qpq/auth';
-import { AuthServiceService as Auth, SessionServiceService as Session, type Push } from '@qpq/proto';
+import { subjects } from '@qpq/bus';
+import { AuthServiceService as Auth, Push, SessionServiceService as Session } from '@qpq/proto';
 import { readEnv } from '@qpq/runtime';
 import {
   callGateway as call,
   existingDevice,
   freeTcpPort,
   gatewayCaller,
+  metricValue,
   newDevice,
   opaqueLogin,
   opaqueRegister,
@@ -167,5 +169,60 @@ describe('gateway and a revoked device', { timeout: 120_000 }, () => {
         },
       ],
     );
+  });
+
+  test('/metrics follows attached sessions and times pushes from acceptance to the client', async () => {
+    const metric = (name: string) => metricValue(gateway.httpAddress, name);
+    const SESSIONS = 'qpq_gateway_sessions';
+    const LATENCY = 'qpq_gateway_push_latency_seconds';
+    const sessions = (await metric(SESSIONS))!;
+    assert.ok(sessions !== undefined, `${SESSIONS} is on /metrics`);
+    const pushes = (await metric(`${LATENCY}_count`)) ?? 0;
+    const pushSeconds = (await metric(`${LATENCY}_sum`)) ?? 0;
+
+    const username = `met${randomBytes(4).toString('hex')}`;
+    const phone = await connect();
+    const laptop = await connect();
+    await opaqueRegister(gatewayCaller(phone), username, 'pw');
+    const phoneSession = await opaqueLogin(gatewayCaller(phone), username, 'pw', newDevice('phone'));
+    const laptopSession = await opaqueLogin(gatewayCaller(laptop), username, 'pw', newDevice('laptop'));
+    assert.equal(await metric(SESSIONS), sessions, 'logging in attaches nothing');
+    await call(phone, Session.attach, { sessionToken: phoneSession.sessionToken });
+    await call(laptop, Session.attach, { sessionToken: laptopSession.sessionToken });
+    // Attaching again on the same connection is still one attached session.
+    await call(laptop, Session.attach, { sessionToken: laptopSession.sessionToken });
+    assert.equal(await metric(SESSIONS), sessions + 2);
+
+    // An envelope the delivery service accepted 1.5 s ago, pushed as delivery pushes it.
+    const nc = await bed.natsClient();
+    const received = pushesOf(phone);
+    const envelope = {
+      seq: 1n,
+      messageId: 'm1',
+      senderUser: 'someone',
+      senderDeviceId: 'd1',
+      payload: randomBytes(100),
+      acceptedAtMs: BigInt(Date.now() - 1500),
+      groupId: new Uint8Array(),
+    };
+    nc.publish(
+      subjects.push(phoneSession.deviceId),
+      Push.encode({ kind: { $case: 'envelope', value: envelope } }).finish(),
+    );
+    // A push that carries no acceptance time is not timed.
+    nc.publish(
+      subjects.push(phoneSession.deviceId),
+      Push.encode({ kind: { $case: 'messageDelivered', value: { messageId: 'm0' } } }).finish(),
+    );
+    await waitFor('both pushes', () => received.length === 2);
+    await waitFor('the push timed', async () => (await metric(`${LATENCY}_count`)) === pushes + 1);
+    const seconds = (await metric(`${LATENCY}_sum`))! - pushSeconds;
+    assert.ok(seconds >= 1.5 && seconds < 5, `latency from acceptance: ${seconds} s`);
+
+    // Logging out detaches the laptop's connection; closing the phone's ends its attachment.
+    await call(laptop, Auth.logout, {});
+    assert.equal(await metric(SESSIONS), sessions + 1);
+    await phone.close();
+    await waitFor('the closed connection detached', async () => (await metric(SESSIONS)) === sessions);
   });
 });

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import type { ClaimRateLimiter } from './claim-rate-limiter.js';
 import type { KeyPackageConfig } from './config.js';
 import type { KeyPackageDatabase } from './db/schema.js';
+import type { KeyPackageMetrics } from './metrics.js';
 
 /** What every route of the keypackage service works with. */
 export interface AppContext {
@@ -12,4 +13,5 @@ export interface AppContext {
   bus: Bus;
   logger: Logger;
   claimLimiter: ClaimRateLimiter;
+  metrics: KeyPackageMetrics;
 }

@@ -8,7 +8,7 @@ import {
   type ClaimKeyPackagesResponse,
 } from '@qpq/proto';
 import { readEnv, type RpcClient, type Identity } from '@qpq/runtime';
-import { rejectsWithStatus, ServiceTestBed } from '@qpq/testnet';
+import { metricValue, rejectsWithStatus, ServiceTestBed, waitFor } from '@qpq/testnet';
 import type { NatsConnection } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -29,6 +29,8 @@ import { DEVICE_EVENTS_CONSUMER, KeyPackageService } from './index.js';
 import { deviceCredentialIdentity, REQUIRED_CIPHER_SUITE } from './key-package-check.js';
 
 const DOMAIN = 'example.test';
+/** How often the service under test samples its gauges (15 s in production). */
+const SAMPLE_INTERVAL_MS = 50;
 
 let bed: ServiceTestBed;
 let service: KeyPackageService;
@@ -43,7 +45,9 @@ const configFor = (env: Record<string, string> = {}): KeyPackageConfig =>
 before(
   async () => {
     bed = await ServiceTestBed.create({ service: 'keypackage', env: { QPQ_DOMAIN: DOMAIN } });
-    ({ service, gateway, stranger, nc } = await bed.startService(() => KeyPackageService.create(configFor())));
+    ({ service, gateway, stranger, nc } = await bed.startService(() =>
+      KeyPackageService.create(configFor(), { sampleIntervalMs: SAMPLE_INTERVAL_MS }),
+    ));
   },
   { timeout: 120_000 },
 );
@@ -420,5 +424,81 @@ describe('revoked devices', { timeout: 120_000 }, () => {
     assert.equal(revoked.length, 1);
     assert.equal(revoked[0]!.event_id, event.eventId);
     assert.equal(revoked[0]!.revoked_at.getTime(), Number(event.atMs));
+  });
+});
+
+// --- what /metrics reports ---
+
+const metric = (name: string, labels: Record<string, string> = {}) => metricValue(service.httpAddress, name, labels);
+
+describe('metrics', { timeout: 60_000 }, () => {
+  const STORED = 'qpq_keypackage_stored_keypackages';
+  const BELOW = 'qpq_keypackage_devices_below_low_water';
+  const gaugeReaches = (name: string, value: number) =>
+    waitFor(`${name} = ${value}`, async () => (await metric(name)) === value);
+
+  test('uploads, claims by kind and the sampled stock follow what devices do', async () => {
+    // Nothing else changes the pool meanwhile: once a few samples went by, these are current.
+    await sleep(4 * SAMPLE_INTERVAL_MS);
+    const stored = (await metric(STORED))!;
+    const below = (await metric(BELOW))!;
+    assert.ok(stored !== undefined && below !== undefined, 'the stock gauges are on /metrics');
+    const uploaded = (await metric('qpq_keypackage_uploaded_total'))!;
+    const pooled = (await metric('qpq_keypackage_claims_total', { kind: 'pooled' }))!;
+    const lastResort = (await metric('qpq_keypackage_claims_total', { kind: 'last_resort' }))!;
+
+    // 12 one-time KeyPackages (above the low-water mark of 10) and a last-resort one.
+    const carol = newDevice();
+    await gateway.call(
+      Rpc.uploadKeyPackages,
+      { keyPackages: await keyPackages(carol, 12), lastResortKeyPackage: await keyPackage(carol) },
+      { identity: carol },
+    );
+    assert.equal(await metric('qpq_keypackage_uploaded_total'), uploaded + 13);
+    await gaugeReaches(STORED, stored + 12);
+    assert.equal(await metric(BELOW), below, 'carol has enough');
+
+    // Three claims take her below the low-water mark.
+    for (let i = 0; i < 3; i++) {
+      await gateway.call(Rpc.claimKeyPackages, { username: carol.username, deviceIds: [] }, { identity: newDevice() });
+    }
+    assert.equal(await metric('qpq_keypackage_claims_total', { kind: 'pooled' }), pooled + 3);
+    assert.equal(await metric('qpq_keypackage_claims_total', { kind: 'last_resort' }), lastResort);
+    await gaugeReaches(STORED, stored + 9);
+    await gaugeReaches(BELOW, below + 1);
+
+    // Her revocation withdraws them all: she is no longer a device with a stock.
+    await consumerPast(await publishRevoke(DeviceEvent.encode(revokeEvent(carol)).finish()));
+    await gaugeReaches(STORED, stored);
+    await gaugeReaches(BELOW, below);
+
+    // A device with only its last-resort KeyPackage: the claim gets that one.
+    const dave = newDevice();
+    await gateway.call(
+      Rpc.uploadKeyPackages,
+      { keyPackages: [], lastResortKeyPackage: await keyPackage(dave) },
+      { identity: dave },
+    );
+    await gateway.call(Rpc.claimKeyPackages, { username: dave.username, deviceIds: [] }, { identity: newDevice() });
+    assert.equal(await metric('qpq_keypackage_claims_total', { kind: 'last_resort' }), lastResort + 1);
+    assert.equal(await metric('qpq_keypackage_uploaded_total'), uploaded + 14);
+    await gaugeReaches(BELOW, below + 1);
+  });
+
+  test('the DeviceEvents consumer backlog and the Postgres pool are reported', async () => {
+    const consumer = { stream: streams.devices.name, consumer: DEVICE_EVENTS_CONSUMER };
+    // Every revoke published so far was handled (the tests waited for it): nothing left behind.
+    await waitFor('an empty backlog', async () => {
+      const pending = await metric('qpq_jetstream_consumer_pending_messages', consumer);
+      const ackPending = await metric('qpq_jetstream_consumer_ack_pending_messages', consumer);
+      return pending === 0 && ackPending === 0;
+    });
+    assert.equal(await metric('qpq_jetstream_consumer_redelivered_messages', consumer), 0);
+    assert.equal(await metric('qpq_db_pool_max_connections'), 8);
+    const idle = await metric('qpq_db_pool_connections', { state: 'idle' });
+    const busy = await metric('qpq_db_pool_connections', { state: 'busy' });
+    // Busy only for the moment a sample's query runs.
+    assert.ok(idle !== undefined && busy !== undefined && idle + busy >= 1, `${idle} idle, ${busy} busy`);
+    assert.equal(await metric('qpq_db_pool_waiting_clients'), 0);
   });
 });

@@ -1,6 +1,6 @@
-import { Bus, streams, type RunningConsumer } from '@qpq/bus';
+import { Bus, streams, type ConsumerWatch, type RunningConsumer } from '@qpq/bus';
 import { ed25519RawPublicKey } from '@qpq/crypto';
-import { databaseReachable, loadSigningKey, migrateToLatest, openDatabase } from '@qpq/db';
+import { databaseReachable, loadSigningKey, migrateToLatest, openDatabase, registerPoolMetrics } from '@qpq/db';
 import { KeyTransparencyServiceService } from '@qpq/proto';
 import { ServiceHost, type Routes } from '@qpq/runtime';
 import type { Kysely } from 'kysely';
@@ -26,7 +26,8 @@ export { appendEntries, entryRow, type NewEntry } from './log-append.js';
 export { migrations as ktlogMigrations } from './db/migrations/index.js';
 export type { KtlogTables } from './db/schema.js';
 
-const SCHEMA = 'ktlog';
+/** The Postgres schema this service owns. */
+export const SCHEMA = 'ktlog';
 
 /** The durable consumer of QPQ_DEVICES (adds and revokes) that this service's replicas share. */
 export const DEVICE_EVENTS_CONSUMER = 'ktlog';
@@ -36,6 +37,8 @@ export interface KtlogOverrides {
   db?: Kysely<KtlogTables>;
   bus?: Bus;
   now?: () => number;
+  /** How often the consumer gauges are read from JetStream (default 15 s); tests shorten it. */
+  sampleIntervalMs?: number;
 }
 
 /**
@@ -46,11 +49,13 @@ export interface KtlogOverrides {
  */
 export class KtlogService {
   private deviceEvents: RunningConsumer | undefined;
+  private consumerGauges: ConsumerWatch | undefined;
 
   private constructor(
     readonly ctx: AppContext,
     readonly host: ServiceHost,
     private readonly owns: { db: boolean; bus: boolean },
+    private readonly sampleIntervalMs: number | undefined,
   ) {}
 
   /** Connects to Postgres and NATS, migrates the `ktlog` schema, loads the key and signs a first head. */
@@ -60,6 +65,7 @@ export class KtlogService {
     let bus = overrides.bus;
     try {
       db ??= await openDatabase<KtlogTables>({ url: cfg.databaseUrl, schema: SCHEMA });
+      registerPoolMetrics(host.telemetry.meter, db);
       await migrateToLatest(db as Kysely<unknown>, SCHEMA, migrations);
       bus ??= await Bus.connect(cfg.natsUrl, 'ktlog', host.logger);
       const signingKey = await loadSigningKey(db, {
@@ -82,7 +88,7 @@ export class KtlogService {
       // So that a freshly started replica reports the log's size and head age before any append.
       const head = await newestHead(ctx);
       if (head) ctx.metrics.observeHead(head);
-      return new KtlogService(ctx, host, { db: !overrides.db, bus: !overrides.bus });
+      return new KtlogService(ctx, host, { db: !overrides.db, bus: !overrides.bus }, overrides.sampleIntervalMs);
     } catch (err) {
       if (bus && !overrides.bus) await bus.close();
       if (db && !overrides.db) await db.destroy();
@@ -123,6 +129,11 @@ export class KtlogService {
       appendBatch(ctx),
       ctx.logger,
     );
+    this.consumerGauges = ctx.bus.watchConsumers(
+      this.host.telemetry.meter,
+      [{ stream: streams.devices.name, durable: DEVICE_EVENTS_CONSUMER }],
+      { intervalMs: this.sampleIntervalMs },
+    );
     await this.host.start(async () => ctx.bus.isConnected() && (await databaseReachable(ctx.db as Kysely<unknown>)));
     return this;
   }
@@ -132,6 +143,7 @@ export class KtlogService {
     this.ctx.heads.close();
     await this.host.stop();
     await this.deviceEvents?.stop();
+    await this.consumerGauges?.stop();
     if (this.owns.bus) await this.ctx.bus.close();
     if (this.owns.db) await this.ctx.db.destroy();
   }

@@ -5,7 +5,7 @@
  */
 import { DeviceEvent, DeviceEvent_Op, KeyTransparencyServiceService as Rpc, type SignedTreeHead } from '@qpq/proto';
 import { readEnv, type RpcClient } from '@qpq/runtime';
-import { ServiceTestBed, waitFor } from '@qpq/testnet';
+import { metricValue, ServiceTestBed, waitFor } from '@qpq/testnet';
 import type { JetStreamClient } from 'nats';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -25,6 +25,8 @@ const FAILURES = 'qpq_ktlog_append_failures_total';
 const DURATION = 'qpq_ktlog_append_batch_duration_seconds';
 const TREE_SIZE = 'qpq_ktlog_tree_size_entries';
 const HEAD_TIME = 'qpq_ktlog_newest_head_timestamp_seconds';
+/** How often the service under test reads its consumer's info (15 s in production). */
+const SAMPLE_INTERVAL_MS = 50;
 
 function deviceEvent(username: string): DeviceEvent {
   return {
@@ -40,7 +42,7 @@ function deviceEvent(username: string): DeviceEvent {
 }
 
 async function startService(): Promise<void> {
-  const started = await bed.startService(() => KtlogService.create(cfg));
+  const started = await bed.startService(() => KtlogService.create(cfg, { sampleIntervalMs: SAMPLE_INTERVAL_MS }));
   service = started.service;
   client = started.gateway;
   js = started.nc.jetstream();
@@ -58,6 +60,8 @@ async function scrape(): Promise<Map<string, number[]>> {
   }
   return samples;
 }
+
+const series = (name: string, labels: Record<string, string> = {}) => metricValue(service!.httpAddress, name, labels);
 
 /** The one sample of a metric without labels of its own. */
 function value(samples: Map<string, number[]>, name: string): number {
@@ -144,6 +148,26 @@ describe('ktlog metrics', () => {
     assert.ok(seconds > 0 && seconds < 10 * batches, `append durations in seconds (${seconds} s in all)`);
     const buckets = samples.get(`${DURATION}_bucket`) ?? [];
     assert.equal(buckets.at(-1), batches, 'the +Inf bucket holds every transaction');
+  });
+
+  it('reports its Postgres pool and the backlog of its DeviceEvents consumer', async () => {
+    assert.equal(await series('qpq_db_pool_max_connections'), 8, 'the default pool size');
+    const idle = await series('qpq_db_pool_connections', { state: 'idle' });
+    const busy = await series('qpq_db_pool_connections', { state: 'busy' });
+    assert.ok(
+      idle !== undefined && busy !== undefined && idle + busy >= 1,
+      `connections open (${idle} idle, ${busy} busy)`,
+    );
+    assert.equal(await series('qpq_db_pool_waiting_clients'), 0);
+
+    // Everything published so far is appended (the test before waited for it): nothing left behind.
+    const consumer = { stream: 'QPQ_DEVICES', consumer: 'ktlog' };
+    await waitFor('an empty backlog', async () => {
+      const pending = await series('qpq_jetstream_consumer_pending_messages', consumer);
+      const ackPending = await series('qpq_jetstream_consumer_ack_pending_messages', consumer);
+      return pending === 0 && ackPending === 0;
+    });
+    assert.equal(await series('qpq_jetstream_consumer_redelivered_messages', consumer), 0);
   });
 
   it('a restarted service reports the newest head before anything is appended or asked for', async () => {

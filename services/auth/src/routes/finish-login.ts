@@ -41,11 +41,13 @@ export function finishLogin(ctx: AppContext): UnaryHandler<FinishLoginRequest, F
           .executeTakeFirst()
       : undefined;
     if (!attempt) {
+      ctx.metrics.login('failed');
       ctx.audit.record('login.replay_refused', isUuid(request.loginId) ? { login_id: request.loginId } : {});
       throw new LoginExpiredError();
     }
     const { username } = attempt;
     if (!attempt.live) {
+      ctx.metrics.login('failed');
       ctx.audit.record('login.failed', { username, reason: 'expired' });
       throw new LoginExpiredError();
     }
@@ -53,6 +55,7 @@ export function finishLogin(ctx: AppContext): UnaryHandler<FinishLoginRequest, F
     // The fake state of an unknown user runs through the library too, so both fail alike.
     const passed = opaqueLoginFinishes(attempt.state, request.finishLoginRequest);
     if (!passed || attempt.account_id === null) {
+      ctx.metrics.login('failed');
       ctx.audit.record('login.failed', { username, reason: 'wrong_credentials' });
       throw new WrongCredentialsError();
     }
@@ -126,6 +129,9 @@ export function finishLogin(ctx: AppContext): UnaryHandler<FinishLoginRequest, F
         };
       });
     } catch (err) {
+      if (err instanceof DeviceLimitError || err instanceof UnknownDeviceError || err instanceof RevokedDeviceError) {
+        ctx.metrics.login('failed');
+      }
       if (err instanceof DeviceLimitError) {
         ctx.audit.record('device.refused', { username, account_id: accountId, reason: 'device_limit' });
       } else if (err instanceof UnknownDeviceError) {
@@ -141,6 +147,7 @@ export function finishLogin(ctx: AppContext): UnaryHandler<FinishLoginRequest, F
       ctx.pushes.devicesChanged(accountId, session.deviceId, false, session.others);
       ctx.audit.record('device.added', { username, account_id: accountId, device_id: session.deviceId });
     }
+    ctx.metrics.login('ok');
     ctx.audit.record('login.succeeded', { username, account_id: accountId, device_id: session.deviceId });
     return {
       sessionToken: session.token,

@@ -25,6 +25,7 @@ export function finishRegistration(
       .returning('id')
       .executeTakeFirst();
     if (!inserted) throw new UsernameTakenError();
+    ctx.metrics.registrations.add(1);
     ctx.audit.record('account.registered', { username, account_id: inserted.id });
     return { accountId: inserted.id, address: addressOf(username, ctx.cfg.domain) };
   };

@@ -14,6 +14,7 @@ export function logout(ctx: AppContext): UnaryHandler<LogoutRequest, LogoutRespo
       .where('account_id', '=', accountId)
       .where('device_id', '=', deviceId)
       .executeTakeFirst();
+    ctx.metrics.sessionsRevoked.add(Number(deleted.numDeletedRows));
     ctx.audit.record('session.revoked', {
       username,
       account_id: accountId,

@@ -53,6 +53,7 @@ export function revokeDevice(ctx: AppContext): UnaryHandler<RevokeDeviceRequest,
       return { sessions: Number(sessions.numDeletedRows), others: others.map((d) => d.id) };
     });
 
+    ctx.metrics.sessionsRevoked.add(revoked.sessions);
     ctx.deviceEvents.kick();
     ctx.pushes.sessionRevoked(deviceId);
     ctx.pushes.devicesChanged(accountId, deviceId, true, revoked.others);

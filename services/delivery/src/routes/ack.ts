@@ -16,7 +16,7 @@ export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
   return async (request, call) => {
     const deviceId = callerDeviceId(requireIdentity(call));
     const upTo = toInt8(request.upToSeq);
-    const { ackedUpToSeq, delivered } = await retryOnConflict(() =>
+    const { ackedUpToSeq, acked, delivered } = await retryOnConflict(() =>
       ctx.db.transaction().execute(async (tx) => {
         const cursor = await tx
           .updateTable('device_cursors')
@@ -24,7 +24,7 @@ export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
           .where('device_id', '=', deviceId)
           .returning('acked_seq')
           .executeTakeFirst();
-        if (!cursor) return { ackedUpToSeq: 0n, delivered: [] };
+        if (!cursor) return { ackedUpToSeq: 0n, acked: 0, delivered: [] };
         const deleted = await tx
           .deleteFrom('mailbox')
           .where('device_id', '=', deviceId)
@@ -59,9 +59,11 @@ export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
             .returning(['message_id', 'sender_device_id'])
             .execute();
         }
-        return { ackedUpToSeq: cursor.acked_seq, delivered };
+        return { ackedUpToSeq: cursor.acked_seq, acked: deleted.length, delivered };
       }),
     );
+    // After commit: a transaction retried on conflict counts once.
+    ctx.metrics.ackedMessages.add(acked);
     for (const { message_id: messageId, sender_device_id: sender } of delivered) {
       try {
         const push = Push.encode({ kind: { $case: 'messageDelivered', value: { messageId } } }).finish();

@@ -80,6 +80,7 @@ export function claimKeyPackages(ctx: AppContext): UnaryHandler<ClaimKeyPackages
       return { claimed, remaining };
     });
 
+    for (const { lastResort } of claimed) ctx.metrics.claimed(lastResort ? 'last_resort' : 'pooled');
     for (const { deviceId, oneTime } of remaining) {
       if (oneTime < ctx.cfg.lowWaterMark) publishKeyPackagesLow(ctx.bus, deviceId, oneTime, ctx.cfg.lowWaterMark);
     }

@@ -51,7 +51,7 @@ export function uploadKeyPackages(ctx: AppContext): UnaryHandler<UploadKeyPackag
       hash: createHash('sha256').update(c.bytes).digest(),
       last_resort: isLastResort,
     });
-    return ctx.db.transaction().execute(async (trx) => {
+    const answer = await ctx.db.transaction().execute(async (trx) => {
       // One upload per device at a time, so the pool limit below holds under concurrent uploads, and
       // none after the device's revocation was withdrawn.
       await lockDevicePool(trx, deviceId);
@@ -81,6 +81,8 @@ export function uploadKeyPackages(ctx: AppContext): UnaryHandler<UploadKeyPackag
       }
       return { stored, oneTimeRemaining };
     });
+    ctx.metrics.uploaded.add(answer.stored);
+    return answer;
   };
 }
 
