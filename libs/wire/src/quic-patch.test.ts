@@ -1,0 +1,16 @@
+// The project's patch of @matrixai/quic (patches/, applied by `postinstall: patch-package`) is in the
+// installed library: without it the QUIC edge runs at a fifth of its speed (docs/performance.md).
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+test('the installed @matrixai/quic carries the qpq patch', async () => {
+  const dist = dirname(fileURLToPath(import.meta.resolve('@matrixai/quic')));
+  const connection = await readFile(join(dist, 'QUICConnection.js'), 'utf8');
+  assert.match(connection, /recvSerial\(f\)/, 'QUICConnection: per-packet lock replaced');
+  assert.match(connection, /sendScheduled = true/, 'QUICConnection: one send per event-loop turn');
+  const socket = await readFile(join(dist, 'QUICSocket.js'), 'utf8');
+  assert.match(socket, /recvBufferSize: 2 \* 1024 \* 1024/, 'QUICSocket: larger receive buffer');
+});
