@@ -367,7 +367,9 @@ describe('gateway file streams', { timeout: 900_000 }, () => {
     await upAndDown(10);
     // The QUIC library allocates heavily per packet (promises, locks, timers: DESIGN.md §5), so the
     // heap's garbage swings by ~200 MiB between collections whatever anyone holds. A full GC every
-    // 500 ms lets the samples show what is held: a gateway that kept the file would add 50 MiB.
+    // 500 ms lets the samples show what is held: a gateway that kept the file would add 50 MiB. What
+    // is in flight at once (QUIC stream windows both ends, HTTP/2 windows, a blob part) grows with the
+    // transfer's speed and comes to ~17 MiB here with client, gateway and services in one process.
     const gc = collector();
     gc();
     const before = process.memoryUsage();
@@ -398,7 +400,7 @@ describe('gateway file streams', { timeout: 900_000 }, () => {
         `peak +${rssGrowth.toFixed(1)} MiB, +${((process.memoryUsage().rss - before.rss) / MiB).toFixed(1)} MiB after; ` +
         `JS heap + buffers after each GC: peak +${liveGrowth.toFixed(1)} MiB`,
     );
-    assert.ok(liveGrowth < 16, `live memory grew by ${liveGrowth.toFixed(1)} MiB`);
+    assert.ok(liveGrowth < 24, `live memory grew by ${liveGrowth.toFixed(1)} MiB`);
     assert.ok(rssGrowth < 64, `RSS grew by ${rssGrowth.toFixed(1)} MiB`);
   });
 
