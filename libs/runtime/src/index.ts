@@ -16,6 +16,7 @@ export * from './http.js';
 export * from './identity.js';
 export * from './logger.js';
 export * from './main.js';
+export * from './periodic-task.js';
 export * from './service-config.js';
 export * from './telemetry.js';
 export * from './tls.js';

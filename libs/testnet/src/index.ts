@@ -14,11 +14,13 @@ export {
 } from './network.js';
 export {
   existingDevice,
+  LIGHT_KEY_STRETCHING,
   newDevice,
   opaqueBeginLogin,
   opaqueLogin,
   opaqueRegister,
   type BegunLogin,
+  type KeyStretching,
   type LoginDevice,
 } from './opaque-by-hand.js';
 export { FIXED_PORTS, freeTcpPort, PortAllocator, PortInUseError, type PortNeed } from './ports.js';

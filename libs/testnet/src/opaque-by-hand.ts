@@ -28,6 +28,17 @@ export const newDevice = (name = 'laptop'): LoginDevice => ({
   value: { identityKey: randomBytes(32), name },
 });
 
+/**
+ * Client-side key stretching (Argon2id), which the server never sees: the library's default unless a
+ * caller that logs in many accounts asks for less. An account must log in with what it registered with.
+ */
+export type KeyStretching = NonNullable<Parameters<typeof opaque.client.finishLogin>[0]['keyStretching']>;
+
+/** The cheapest Argon2id the library takes (for benchmarks logging in hundreds of devices). */
+export const LIGHT_KEY_STRETCHING: KeyStretching = {
+  'argon2id-custom': { iterations: 1, memory: 8, parallelism: 1 },
+};
+
 /** A login as a device the account already has. */
 export const existingDevice = (deviceId: string): LoginDevice => ({ $case: 'deviceId', value: deviceId });
 
@@ -36,6 +47,7 @@ export async function opaqueRegister(
   call: CallMethod,
   username: string,
   password: string,
+  keyStretching?: KeyStretching,
 ): Promise<FinishRegistrationResponse> {
   await opaque.ready;
   const reg = opaque.client.startRegistration({ password });
@@ -47,6 +59,7 @@ export async function opaqueRegister(
     clientRegistrationState: reg.clientRegistrationState,
     registrationResponse: fromWire(started.registrationResponse),
     password,
+    keyStretching,
   });
   return call(Auth.finishRegistration, { username, registrationRecord: toWire(registrationRecord) });
 }
@@ -58,7 +71,12 @@ export interface BegunLogin {
 }
 
 /** StartLogin, and the client's half of the finish. */
-export async function opaqueBeginLogin(call: CallMethod, username: string, password: string): Promise<BegunLogin> {
+export async function opaqueBeginLogin(
+  call: CallMethod,
+  username: string,
+  password: string,
+  keyStretching?: KeyStretching,
+): Promise<BegunLogin> {
   await opaque.ready;
   const login = opaque.client.startLogin({ password });
   const started = await call(Auth.startLogin, { username, startLoginRequest: toWire(login.startLoginRequest) });
@@ -66,6 +84,7 @@ export async function opaqueBeginLogin(call: CallMethod, username: string, passw
     clientLoginState: login.clientLoginState,
     loginResponse: fromWire(started.loginResponse),
     password,
+    keyStretching,
   });
   return { started, finishLoginRequest: finished ? toWire(finished.finishLoginRequest) : undefined };
 }
@@ -76,8 +95,9 @@ export async function opaqueLogin(
   username: string,
   password: string,
   device: LoginDevice = newDevice(),
+  keyStretching?: KeyStretching,
 ): Promise<FinishLoginResponse> {
-  const { started, finishLoginRequest } = await opaqueBeginLogin(call, username, password);
+  const { started, finishLoginRequest } = await opaqueBeginLogin(call, username, password, keyStretching);
   assert.ok(finishLoginRequest, 'the OPAQUE client accepts the server');
   return call(Auth.finishLogin, { loginId: started.loginId, finishLoginRequest, device });
 }

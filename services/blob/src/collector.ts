@@ -1,4 +1,5 @@
 import { lockBlob, removeBlob } from './blobs.js';
+import { PeriodicTask } from '@qpq/runtime';
 import type { AppContext } from './context.js';
 
 /** Rounds per collection: a backlog is worked off over a few intervals instead of one long burst. */
@@ -18,29 +19,28 @@ export interface Collected {
  * claim extended at the same moment keeps it.
  */
 export class BlobCollector {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  /** Set by stop(): nothing new is scheduled and a collection in progress ends after its current item. */
-  private stopping = false;
+  private readonly task: PeriodicTask;
 
-  constructor(private readonly ctx: AppContext) {}
+  constructor(private readonly ctx: AppContext) {
+    this.task = new PeriodicTask(() => this.collect(), {
+      intervalMs: ctx.cfg.gcIntervalMs,
+      onError: (err) => ctx.logger.warn({ err }, 'blob collection failed; retrying next interval'),
+    });
+  }
 
   start(): void {
-    this.stopping = false;
-    this.schedule();
+    this.task.start();
   }
 
   /** Stops the timer and waits for a collection in progress. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.timer);
-    await this.running;
+    await this.task.stop();
   }
 
   /** One collection now. */
   async collect(): Promise<Collected> {
     const collected: Collected = { blobs: 0, uploads: 0 };
-    for (let round = 0; round < MAX_ROUNDS_PER_COLLECTION && !this.stopping; round++) {
+    for (let round = 0; round < MAX_ROUNDS_PER_COLLECTION && !this.task.stopping; round++) {
       const blobs = await this.collectExpiredBlobs();
       const uploads = await this.collectAbandonedUploads();
       collected.blobs += blobs.collected;
@@ -65,7 +65,7 @@ export class BlobCollector {
       .execute();
     let collected = 0;
     for (const { id } of expired) {
-      if (this.stopping) break;
+      if (this.task.stopping) break;
       const removed = await ctx.db.transaction().execute(async (tx) => {
         await lockBlob(tx, id);
         const still = await tx
@@ -97,7 +97,7 @@ export class BlobCollector {
       .execute();
     let collected = 0;
     for (const upload of stale) {
-      if (this.stopping) break;
+      if (this.task.stopping) break;
       const removed = await ctx.db.transaction().execute(async (tx) => {
         // Re-checked under the row lock: a part stored meanwhile touched it, and it stays.
         const row = await tx
@@ -137,17 +137,5 @@ export class BlobCollector {
         .execute();
       await tx.deleteFrom('claims').where('expires_at_ms', '<=', BigInt(now)).execute();
     });
-  }
-
-  private schedule(): void {
-    if (this.stopping) return;
-    this.timer = setTimeout(() => {
-      this.running = this.collect().then(
-        () => undefined,
-        (err: unknown) => this.ctx.logger.warn({ err }, 'blob collection failed; retrying next interval'),
-      );
-      void this.running.then(() => this.schedule());
-    }, this.ctx.cfg.gcIntervalMs);
-    this.timer.unref();
   }
 }

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { PeriodicTask } from '@qpq/runtime';
 import type { AppContext } from './context.js';
 
 /** Batches per sweep: a backlog is worked off over a few sweeps instead of one long burst. */
@@ -10,30 +11,29 @@ const MAX_BATCHES_PER_SWEEP = 10;
  * Device cursors stay: a device's seqs never start again from 1.
  */
 export class ExpirySweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  /** Set by stop(): no new sweep is scheduled and a sweep in progress ends after its current batch. */
-  private stopping = false;
+  private readonly task: PeriodicTask;
 
-  constructor(private readonly ctx: AppContext) {}
+  constructor(private readonly ctx: AppContext) {
+    this.task = new PeriodicTask(() => this.sweep(), {
+      intervalMs: ctx.cfg.gcIntervalMs,
+      onError: (err) => ctx.logger.warn({ err }, 'expiry sweep failed; retrying next interval'),
+    });
+  }
 
   start(): void {
-    this.stopping = false;
-    this.schedule();
+    this.task.start();
   }
 
   /** Stops the timer and waits for a sweep in progress. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.timer);
-    await this.running;
+    await this.task.stop();
   }
 
   /** One sweep now; returns how many messages it deleted. */
   async sweep(): Promise<number> {
     const { db, cfg, metrics } = this.ctx;
     let total = 0;
-    for (let i = 0; i < MAX_BATCHES_PER_SWEEP && !this.stopping; i++) {
+    for (let i = 0; i < MAX_BATCHES_PER_SWEEP && !this.task.stopping; i++) {
       const result = await sql`
         delete from messages where id in (
           select id from messages where expires_at <= now()
@@ -48,17 +48,5 @@ export class ExpirySweeper {
       this.ctx.logger.info({ deleted: total }, 'expired messages deleted');
     }
     return total;
-  }
-
-  private schedule(): void {
-    if (this.stopping) return;
-    this.timer = setTimeout(() => {
-      this.running = this.sweep().then(
-        () => undefined,
-        (err: unknown) => this.ctx.logger.warn({ err }, 'expiry sweep failed; retrying next interval'),
-      );
-      void this.running.then(() => this.schedule());
-    }, this.ctx.cfg.gcIntervalMs);
-    this.timer.unref();
   }
 }

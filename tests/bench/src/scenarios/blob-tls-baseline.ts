@@ -2,22 +2,18 @@
 // connection per transfer, as each file gets a QUIC stream of its own), to a server in its own process
 // (blob-tls-server.ts), written in the same 64 KiB pieces. What a plain encrypted byte stream does on
 // this machine, without QUIC, the gateway, gRPC or storage.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { addAbortSignal } from 'node:stream';
 import { connect, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { startChildServer } from '../child-server.js';
 import type { BenchContext } from '../scenario.js';
 import { withDeadline } from './blob-deadline.js';
 import { ACK, OP_DOWNLOAD, OP_UPLOAD, transferHeader } from './blob-tls-protocol.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const SERVER_PROGRAM = fileURLToPath(new URL('./blob-tls-server.ts', import.meta.url));
-const START_TIMEOUT_MS = 30_000;
 const CONNECT_TIMEOUT_MS = 10_000;
-const STOP_GRACE_MS = 5_000;
 
 export interface TlsCertFiles {
   ca: string;
@@ -43,25 +39,13 @@ export interface TlsBaseline {
 
 /** Starts the server process with `files`' certificate and key (clients trust `files.ca`, name `localhost`). */
 export async function startTlsBaseline(ctx: BenchContext, files: TlsCertFiles): Promise<TlsBaseline> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER_PROGRAM], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, BENCH_TLS_CERT: files.cert, BENCH_TLS_KEY: files.key },
-    stdio: ['pipe', 'pipe', 'inherit'],
+  const server = await startChildServer(ctx, SERVER_PROGRAM, {
+    what: 'the TLS baseline server',
+    env: { BENCH_TLS_CERT: files.cert, BENCH_TLS_KEY: files.key },
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = ctx.own(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.stdin?.end(); // it exits when its stdin closes
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    await exited;
-    clearTimeout(timer);
-  });
+  const { stop } = server;
   try {
-    const port = Number(
-      await withDeadline(ctx.signal, START_TIMEOUT_MS, 'starting the TLS baseline server', (signal) =>
-        firstLine(child.stdout!, signal),
-      ),
-    );
+    const port = Number(server.firstLine);
     const ca = readFileSync(files.ca);
     const open = (signal: AbortSignal) => openConnection(port, ca, signal);
 
@@ -70,7 +54,7 @@ export async function startTlsBaseline(ctx: BenchContext, files: TlsCertFiles): 
     probe.end();
 
     return {
-      pid: child.pid,
+      pid: server.pid,
       cipher,
       async upload(data, pieceBytes, signal) {
         const socket = await open(signal);
@@ -161,26 +145,6 @@ function socketEvent<A extends unknown[] = unknown[]>(
     socket.on(event, onEvent);
     socket.once('error', onError);
     socket.once('close', onClose);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/** The first line a stream writes (the server's port); fails if the stream ends or `signal` fires first. */
-function firstLine(stream: NodeJS.ReadableStream, signal: AbortSignal): Promise<string> {
-  const lines = createInterface({ input: stream });
-  return new Promise<string>((resolve, reject) => {
-    const settle = (fn: () => void) => {
-      signal.removeEventListener('abort', onAbort);
-      lines.off('line', onLine);
-      lines.off('close', onClose);
-      lines.close();
-      fn();
-    };
-    const onLine = (line: string) => settle(() => resolve(line));
-    const onClose = () => settle(() => reject(new Error('the TLS baseline server exited before it listened')));
-    const onAbort = () => settle(() => reject(signal.reason));
-    lines.on('line', onLine);
-    lines.on('close', onClose);
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }

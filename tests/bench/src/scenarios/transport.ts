@@ -11,13 +11,11 @@
 // server process (transport-server.ts).
 import { native } from '@matrixai/quic';
 import { quicTransportConfig } from '@qpq/wire';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Measurement, ParamValue } from '../results.js';
+import { startChildServer } from '../child-server.js';
 import type { BenchContext, Scenario } from '../scenario.js';
 import { startServiceProcess } from '../service-process.js';
 import { cpuSecondsOf, ownCpuSeconds } from './blob-cpu.js';
@@ -34,10 +32,7 @@ import {
 } from './transport-clients.js';
 import type { TransportPorts } from './transport-protocol.js';
 
-const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const SERVER_PROGRAM = fileURLToPath(new URL('./transport-server.ts', import.meta.url));
-const START_TIMEOUT_MS = 30_000;
-const STOP_GRACE_MS = 5_000;
 /** Beyond its own duration, how long one measurement may take (draining what was queued) before the run gives up. */
 const SLACK_MS = 120_000;
 
@@ -69,30 +64,15 @@ async function startTransportServer(ctx: BenchContext): Promise<TransportServer>
   const files = certs.files('gateway');
   // BENCH_CPU_PROF=<dir>: profile the server process too (see docs/performance.md).
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', SERVER_PROGRAM], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, BENCH_TLS_CERT: files.cert, BENCH_TLS_KEY: files.key },
-    stdio: ['pipe', 'pipe', 'inherit'],
+  const server = await startChildServer(ctx, SERVER_PROGRAM, {
+    what: 'the transport server',
+    env: { BENCH_TLS_CERT: files.cert, BENCH_TLS_KEY: files.key },
+    nodeArgs: prof,
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = ctx.own(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.stdin?.end(); // it exits when its stdin closes
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    await exited;
-    clearTimeout(timer);
-  });
+  const { stop } = server;
   try {
-    const line = await withDeadline(ctx.signal, START_TIMEOUT_MS, 'starting the transport server', async (signal) => {
-      const lines = createInterface({ input: child.stdout! });
-      try {
-        const [first] = (await once(lines, 'line', { signal })) as [string];
-        return first;
-      } finally {
-        lines.close();
-      }
-    });
-    return { ports: JSON.parse(line) as TransportPorts, pid: child.pid, ca: readFileSync(files.ca, 'utf8'), stop };
+    const line = server.firstLine;
+    return { ports: JSON.parse(line) as TransportPorts, pid: server.pid, ca: readFileSync(files.ca, 'utf8'), stop };
   } catch (err) {
     await stop();
     throw err;
