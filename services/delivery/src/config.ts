@@ -26,6 +26,9 @@ import {
  * - `QPQ_MESSAGE_TTL` 30d: a message nobody acknowledged is deleted this long after it was accepted
  *   (sooner when its sender asked for a shorter `ttl_seconds`).
  * - `QPQ_GC_INTERVAL` 60s between sweeps for expired messages; `QPQ_GC_BATCH` 1000 rows per statement.
+ * - `QPQ_ENQUEUE_BATCH` 64: most Enqueues stored in one transaction. Requests that arrive while earlier
+ *   ones are being stored are stored together (group commit: one commit and five statements for the
+ *   lot); a lone request is never delayed. 1 stores every message in a transaction of its own.
  * - `QPQ_DELIVERY_SIGNING_KEY`: path to a PKCS#8 PEM Ed25519 key that signs delivery proofs. When unset,
  *   a key is generated once and kept in the `delivery` schema so that restarts keep the same key (fine
  *   for a laptop; production should mount a key from a secret).
@@ -40,6 +43,7 @@ export const deliveryEnv = {
   QPQ_MESSAGE_TTL: env.duration('30d'),
   QPQ_GC_INTERVAL: env.duration('60s'),
   QPQ_GC_BATCH: env.integer(1000, { min: 1, max: 100_000 }),
+  QPQ_ENQUEUE_BATCH: env.integer(64, { min: 1, max: 1000 }),
   QPQ_DELIVERY_SIGNING_KEY: env.optional(env.string()),
 };
 
@@ -52,6 +56,8 @@ export interface DeliveryConfig extends BaseServiceConfig {
   messageTtlMs: number;
   gcIntervalMs: number;
   gcBatchSize: number;
+  /** Most plain messages one transaction stores (group commit); 1 turns batching off. */
+  enqueueBatch: number;
   /** PKCS#8 PEM file with the Ed25519 proof-signing key; undefined → generated and kept in the database. */
   signingKeyPath: string | undefined;
 }
@@ -71,6 +77,7 @@ export function envToConfig(e: ReturnType<typeof readEnv<typeof deliveryEnv>>): 
     messageTtlMs: e.QPQ_MESSAGE_TTL,
     gcIntervalMs: e.QPQ_GC_INTERVAL,
     gcBatchSize: e.QPQ_GC_BATCH,
+    enqueueBatch: e.QPQ_ENQUEUE_BATCH,
     signingKeyPath: e.QPQ_DELIVERY_SIGNING_KEY,
   };
   // A limit that gRPC would hit first makes callers see a transport error instead of ours. The largest

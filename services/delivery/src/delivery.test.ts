@@ -133,6 +133,79 @@ describe('delivery service', () => {
     assert.match(otherPayload.details, /already used/);
   });
 
+  it('stores concurrent enqueues together and still answers each on its own', async () => {
+    const batchesBefore = (await metric(delivery.service, 'qpq_delivery_enqueue_batch_size_count')) ?? 0;
+    const target = newDevice('bob');
+    const alice = newDevice('alice');
+    const retried = uuidv7();
+    const first = enqueue(alice, [target], bytes('retried'), retried);
+    const fresh = Array.from({ length: 40 }, (_, i) =>
+      enqueue(newDevice('x'), [target, newDevice('y')], bytes(`m${i}`)),
+    );
+    // In flight with its first attempt: the same message again, and another sender's message under its id.
+    const retry = enqueue(alice, [target], bytes('retried'), retried);
+    const reuse = rejection(enqueue(newDevice('mallory'), [target], bytes('other'), retried));
+    const [original, again, refused, ...stored] = await Promise.all([first, retry, reuse, ...fresh]);
+
+    assert.equal(original.duplicate, false);
+    assert.equal(again.duplicate, true);
+    assert.deepEqual(again.recipients, original.recipients);
+    assert.deepEqual(again.deliveryProof, original.deliveryProof);
+    assert.equal(refused.code, GrpcStatus.ALREADY_EXISTS);
+    assert.ok(stored.every((r) => !r.duplicate));
+    const seqs = [original, ...stored].map((r) => seqOf(r, target) as bigint).sort((a, b) => Number(a - b));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 41 }, (_, i) => BigInt(i + 1)),
+      'every stored message has its own seq, gap-free',
+    );
+    const got = await fetchAfter(target, 0n, 500);
+    assert.equal(got.envelopes.length, 41);
+    for (const e of got.envelopes) {
+      const receipt = [original, ...stored].find((r) => seqOf(r, target) === e.seq);
+      assert.ok(receipt, `envelope ${e.seq} was answered to its sender`);
+      assert.ok(receipt.deliveryProof, 'a proof came with the receipt');
+      assert.equal(verifyDeliveryProof(receipt.deliveryProof, e.payload, delivery.service.proofPublicKey), true);
+    }
+    const batches = ((await metric(delivery.service, 'qpq_delivery_enqueue_batch_size_count')) ?? 0) - batchesBefore;
+    assert.ok(batches < 41, `43 requests were stored in ${batches} transactions: some went together`);
+  });
+
+  it('fails only the request the database refuses when a batch cannot be stored', async () => {
+    // A trigger stands for any error one message causes: its batch fails, and each is then stored alone.
+    await sql`create function refuse_poison() returns trigger language plpgsql as $$
+      begin
+        if new.payload = convert_to('poison', 'UTF8') then raise exception 'poisoned payload'; end if;
+        return new;
+      end $$`.execute(delivery.db);
+    await sql`create trigger refuse_poison before insert on messages for each row execute function refuse_poison()`.execute(
+      delivery.db,
+    );
+    try {
+      const target = newDevice('bob');
+      const calls = Array.from({ length: 20 }, (_, i) =>
+        enqueue(newDevice('x'), [target], bytes(i === 10 ? 'poison' : `fine ${i}`)),
+      );
+      const settled = await Promise.allSettled(calls);
+      const failed = settled.flatMap((r, i) => (r.status === 'rejected' ? [i] : []));
+      assert.deepEqual(failed, [10], 'only the poisoned message fails');
+      assert.equal((settled[10] as PromiseRejectedResult).reason.code, GrpcStatus.INTERNAL);
+      const got = await fetchAfter(target, 0n, 500);
+      assert.deepEqual(
+        got.envelopes.map((e) => text(e.payload)).sort(),
+        settled.flatMap((_, i) => (i === 10 ? [] : [`fine ${i}`])).sort(),
+      );
+      assert.deepEqual(
+        got.envelopes.map((e) => e.seq),
+        Array.from({ length: 19 }, (_, i) => BigInt(i + 1)),
+        'no seq was lost to the failed batch',
+      );
+    } finally {
+      await sql`drop trigger refuse_poison on messages`.execute(delivery.db);
+      await sql`drop function refuse_poison()`.execute(delivery.db);
+    }
+  });
+
   it('signs a delivery proof that verifies with the service key and fails when any byte changes', async () => {
     const devices = [newDevice('bob'), newDevice('carol'), newDevice('dave')];
     const payload = bytes('attack at dawn');

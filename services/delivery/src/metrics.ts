@@ -8,6 +8,8 @@ export class DeliveryMetrics {
   readonly enqueuedMessages: Counter;
   readonly duplicates: Counter;
   readonly fanoutDevices: Histogram;
+  /** Plain messages stored per transaction (group commit; see enqueue-batches.ts). */
+  readonly enqueueBatchSize: Histogram;
   readonly pushFailures: Counter;
   readonly expiredMessages: Counter;
   readonly commitConflicts: Counter;
@@ -31,6 +33,10 @@ export class DeliveryMetrics {
     this.fanoutDevices = meter.createHistogram('qpq_delivery_fanout_devices', {
       description: 'Recipient devices per stored message',
       advice: { explicitBucketBoundaries: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
+    });
+    this.enqueueBatchSize = meter.createHistogram('qpq_delivery_enqueue_batch_size', {
+      description: 'Enqueues stored per transaction (group commit of concurrent requests)',
+      advice: { explicitBucketBoundaries: [1, 2, 4, 8, 16, 32, 64, 128, 256] },
     });
     this.pushFailures = meter.createCounter('qpq_delivery_push_failures_total', {
       description: 'Push hints that could not be published on NATS (the device fetches instead)',

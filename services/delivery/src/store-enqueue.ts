@@ -1,8 +1,8 @@
 import { DeliveryProof, type RecipientSeq } from '@qpq/proto';
 import type { Identity } from '@qpq/runtime';
-import { sql, type Transaction } from 'kysely';
+import { sql, type Insertable, type Transaction } from 'kysely';
 import { takeGroupEpoch } from './commit-order.js';
-import type { DeliveryTables } from './db/schema.js';
+import type { DeliveryTables, MessagesTable } from './db/schema.js';
 import type { ValidEnqueue, ValidMessage } from './enqueue-request.js';
 import { MessageIdReusedError } from './errors.js';
 
@@ -61,20 +61,84 @@ export async function storeEnqueue(
     tx,
     messages.map((m) => m.msg.recipients),
   );
-  const receipts: Receipt[] = [];
-  for (const [i, { pk, msg, proof }] of messages.entries()) {
-    const own = seqs[i] as bigint[];
-    await sql`
-      insert into mailbox (device_id, seq, message_pk)
-      select d, s, ${pk} from unnest(${msg.recipients}::uuid[], ${own}::bigint[]) as t(d, s)`.execute(tx);
-    await tx
-      .updateTable('messages')
-      .set({ recipient_seqs: own.map(String) })
-      .where('id', '=', pk)
-      .execute();
-    receipts.push({ recipients: msg.recipients.map((deviceId, j) => ({ deviceId, seq: own[j] as bigint })), proof });
-  }
+  await writeMailboxes(
+    tx,
+    messages.map(({ pk }, i) => ({ pk, seqs: seqs[i] as bigint[] })),
+    messages.map((m) => m.msg.recipients),
+  );
+  const receipts = messages.map(({ msg, proof }, i) => receiptOf(msg, seqs[i] as bigint[], proof));
   return { duplicate: false, message: receipts[0] as Receipt, welcome: receipts[1] };
+}
+
+/** One Enqueue of a batch: a message that is neither a Commit nor carries a Welcome. */
+export interface BatchedEnqueue {
+  sender: Identity;
+  req: ValidEnqueue;
+  proofs: SignedProofs;
+}
+
+/**
+ * The body of a transaction that stores many plain messages at once, in as many statements as one: the
+ * rows (in message_id order, so concurrent batches take the unique index's locks in one order and never
+ * deadlock), the seqs (recipients' cursors in one sorted upsert; seqs in the order the requests came, so
+ * one sender's pipelined messages keep their order), the mailbox rows, the seqs on the rows. A request
+ * whose message_id was already taken (a retry, or another message reusing it) gets `undefined`: the
+ * caller answers it on its own with storeEnqueue, after this transaction committed.
+ */
+export async function storeMessages(
+  tx: Transaction<DeliveryTables>,
+  items: readonly BatchedEnqueue[],
+): Promise<(Receipt | undefined)[]> {
+  for (const { req } of items) {
+    if (req.commit || req.welcome) throw new Error(`message ${req.messageId} is a Commit: it cannot be batched`);
+  }
+  const byId = items
+    .map((item, index) => ({ item, index }))
+    .sort((a, b) =>
+      a.item.req.messageId < b.item.req.messageId
+        ? -1
+        : a.item.req.messageId > b.item.req.messageId
+          ? 1
+          : a.index - b.index,
+    );
+  const rows = byId.map(({ item: { sender, req, proofs } }) =>
+    messageRow(req, proofs.message, {
+      sender,
+      groupId: req.groupId,
+      acceptedAt: new Date(proofs.acceptedAtMs),
+      expiresAt: new Date(proofs.acceptedAtMs + req.ttlMs),
+      welcomeMessageId: undefined,
+    }),
+  );
+  const inserted = await tx
+    .insertInto('messages')
+    .values(rows)
+    .onConflict((oc) => oc.column('message_id').doNothing())
+    .returning(['id', 'message_id'])
+    .execute();
+  const pkOf = new Map(inserted.map((r) => [r.message_id, r.id]));
+  // An id twice in one batch: the row is the first request's (the sort is stable); the second is its retry.
+  const stored: { index: number; pk: bigint }[] = [];
+  for (const [index, { req }] of items.entries()) {
+    const pk = pkOf.get(req.messageId);
+    if (pk === undefined) continue;
+    pkOf.delete(req.messageId);
+    stored.push({ index, pk });
+  }
+  if (stored.length === 0) return items.map(() => undefined);
+  const recipients = stored.map(({ index }) => (items[index] as BatchedEnqueue).req.recipients);
+  const seqs = await assignSeqs(tx, recipients);
+  await writeMailboxes(
+    tx,
+    stored.map(({ pk }, i) => ({ pk, seqs: seqs[i] as bigint[] })),
+    recipients,
+  );
+  const receipts = new Array<Receipt | undefined>(items.length).fill(undefined);
+  for (const [i, { index }] of stored.entries()) {
+    const { req, proofs } = items[index] as BatchedEnqueue;
+    receipts[index] = receiptOf(req, seqs[i] as bigint[], proofs.message);
+  }
+  return receipts;
 }
 
 interface RowFields {
@@ -94,23 +158,53 @@ async function insertMessage(
 ): Promise<bigint | undefined> {
   const inserted = await tx
     .insertInto('messages')
-    .values({
-      message_id: msg.messageId,
-      sender_account_id: row.sender.accountId,
-      sender_username: row.sender.username,
-      sender_device_id: row.sender.deviceId,
-      group_id: row.groupId.length > 0 ? Buffer.from(row.groupId) : null,
-      payload: Buffer.from(msg.payload),
-      payload_sha256: Buffer.from(proof.messageHash),
-      accepted_at: row.acceptedAt,
-      expires_at: row.expiresAt,
-      proof: Buffer.from(DeliveryProof.encode(proof).finish()),
-      welcome_message_id: row.welcomeMessageId ?? null,
-    })
+    .values(messageRow(msg, proof, row))
     .onConflict((oc) => oc.column('message_id').doNothing())
     .returning('id')
     .executeTakeFirst();
   return inserted?.id;
+}
+
+function messageRow(msg: ValidMessage, proof: DeliveryProof, row: RowFields): Insertable<MessagesTable> {
+  return {
+    message_id: msg.messageId,
+    sender_account_id: row.sender.accountId,
+    sender_username: row.sender.username,
+    sender_device_id: row.sender.deviceId,
+    group_id: row.groupId.length > 0 ? Buffer.from(row.groupId) : null,
+    payload: Buffer.from(msg.payload),
+    payload_sha256: Buffer.from(proof.messageHash),
+    accepted_at: row.acceptedAt,
+    expires_at: row.expiresAt,
+    proof: Buffer.from(DeliveryProof.encode(proof).finish()),
+    welcome_message_id: row.welcomeMessageId ?? null,
+  };
+}
+
+/**
+ * Each stored message's mailbox rows (one per recipient, at its seq) and the seqs on the message's row
+ * (its receipt for retries): two statements for any number of messages.
+ */
+async function writeMailboxes(
+  tx: Transaction<DeliveryTables>,
+  stored: { pk: bigint; seqs: bigint[] }[],
+  recipients: string[][],
+): Promise<void> {
+  const devices = recipients.flat();
+  const seqs = stored.flatMap((m) => m.seqs);
+  const pks = stored.flatMap((m) => m.seqs.map(() => m.pk));
+  await sql`
+    insert into mailbox (device_id, seq, message_pk)
+    select * from unnest(${devices}::uuid[], ${seqs}::bigint[], ${pks}::bigint[])`.execute(tx);
+  const rows = stored.map((m) => sql`(${m.pk}::bigint, ${m.seqs.map(String)}::bigint[])`);
+  await sql`
+    update messages set recipient_seqs = v.seqs
+    from (values ${sql.join(rows)}) as v(pk, seqs)
+    where messages.id = v.pk`.execute(tx);
+}
+
+function receiptOf(msg: ValidMessage, seqs: bigint[], proof: DeliveryProof): Receipt {
+  return { recipients: msg.recipients.map((deviceId, j) => ({ deviceId, seq: seqs[j] as bigint })), proof };
 }
 
 /**

@@ -3,10 +3,10 @@ import { payloadHash, signDeliveryProof } from '@qpq/crypto';
 import { Push, type DeliveryProof, type EnqueueRequest, type EnqueueResponse, type RecipientSeq } from '@qpq/proto';
 import { requireIdentity, type Identity, type UnaryHandler } from '@qpq/runtime';
 import type { AppContext } from '../context.js';
-import { retryOnConflict } from '../db/retry.js';
 import { validateEnqueue, type ValidMessage } from '../enqueue-request.js';
 import { CommitConflictError } from '../errors.js';
-import { storeEnqueue, type SignedProofs } from '../store-enqueue.js';
+import { enqueueBatches, storeAlone } from '../enqueue-batches.js';
+import type { SignedProofs } from '../store-enqueue.js';
 
 /**
  * Stores one payload for a set of devices, gives each device its next seq, and answers with a signed
@@ -15,6 +15,7 @@ import { storeEnqueue, type SignedProofs } from '../store-enqueue.js';
  * the same transaction. Pushes go out only after the transaction committed, and never fail the call.
  */
 export function enqueue(ctx: AppContext): UnaryHandler<EnqueueRequest, EnqueueResponse> {
+  const batches = enqueueBatches(ctx);
   return async (request, call) => {
     const sender = requireIdentity(call);
     const req = validateEnqueue(request, ctx.cfg);
@@ -24,9 +25,11 @@ export function enqueue(ctx: AppContext): UnaryHandler<EnqueueRequest, EnqueueRe
       message: sign(ctx, req, acceptedAtMs),
       welcome: req.welcome && sign(ctx, req.welcome, acceptedAtMs),
     };
+    const item = { sender, req, proofs };
     let stored;
     try {
-      stored = await retryOnConflict(() => ctx.db.transaction().execute((tx) => storeEnqueue(tx, sender, req, proofs)));
+      // A Commit is ordered against its group's epoch on its own; everything else is group-committed.
+      stored = req.commit || req.welcome ? await storeAlone(ctx, item) : await batches.submit(item);
     } catch (err) {
       if (err instanceof CommitConflictError) ctx.metrics.commitConflicts.add(1);
       throw err;

@@ -1,11 +1,12 @@
 // delivery.enqueue: durable Enqueues per second through the delivery service's gRPC (started alone in
 // its own process, called as the gateway calls it), beside a raw Postgres baseline with the same
-// batching and durability: one row per transaction, committed with the server's synchronous_commit,
-// over as many connections as the service's pool holds, as many requests in flight.
-import { openDatabase } from '@qpq/db';
+// batching and durability: the same requests in flight, group-committed by the same libs/db
+// GroupCommit with the service's batch limit and concurrency, one multi-row insert per transaction,
+// committed with the server's synchronous_commit.
+import { GroupCommit, openDatabase } from '@qpq/db';
 import { DeliveryServiceService as Delivery } from '@qpq/proto';
 import type { RpcClient } from '@qpq/runtime';
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
 import { randomInt, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Measurement } from '../results.js';
@@ -22,12 +23,22 @@ const QUICK_MESSAGES = 2_000;
 const POOL_SIZE = 8;
 /** Requests in flight: enough to keep every pooled connection busy. */
 const IN_FLIGHT = 32;
+/** services/delivery's group commit: QPQ_ENQUEUE_BATCH's default, and transactions at once (enqueue-batches.ts). */
+const BATCH_MAX = 64;
+const BATCHES_AT_ONCE = 2;
 /** Recipient devices the messages are spread over (each enqueue names one). */
 const DEVICES = 20;
 const BASELINE_SCHEMA = 'plain_enqueue';
 
+interface PlainRow {
+  id: string;
+  device_id: string;
+  payload: Buffer;
+  accepted_at: Date;
+}
+
 interface PlainTables {
-  messages: { id: string; device_id: string; payload: Buffer; accepted_at: Date };
+  messages: PlainRow;
 }
 
 export const deliveryEnqueue: Scenario = {
@@ -57,8 +68,8 @@ export const deliveryEnqueue: Scenario = {
         benchPayload({ phase: 0, index: i }, randomInt(PAYLOAD_MIN_BYTES, PAYLOAD_MAX_BYTES + 1)),
       );
 
-      ctx.progress(`postgres.insert_per_tx: ${messages} one-row transactions over ${POOL_SIZE} connections`);
-      const baseline = await insertPerTransaction(databaseUrl, payloads, devices, ctx.signal);
+      ctx.progress(`postgres.insert_group_commit: ${messages} rows, ${IN_FLIGHT} in flight, group-committed`);
+      const baseline = await insertGroupCommitted(databaseUrl, payloads, devices, ctx.signal);
 
       ctx.progress(`delivery.enqueue: ${messages} Enqueues, ${IN_FLIGHT} in flight`);
       const client = servers.client('gateway', started.grpcAddress);
@@ -78,12 +89,15 @@ export const deliveryEnqueue: Scenario = {
       const payload_bytes = `${PAYLOAD_MIN_BYTES}-${PAYLOAD_MAX_BYTES}`;
       const results: Measurement[] = [
         {
-          name: 'postgres.insert_per_tx',
+          name: 'postgres.insert_group_commit',
           value: messages / baseline.seconds,
           unit: 'rows/s',
           params: {
             rows: messages,
-            rows_per_tx: 1,
+            in_flight: IN_FLIGHT,
+            batch_max: BATCH_MAX,
+            transactions_at_once: BATCHES_AT_ONCE,
+            mean_rows_per_tx: Number((messages / baseline.transactions).toFixed(1)),
             connections: POOL_SIZE,
             payload_bytes,
             synchronous_commit: baseline.synchronousCommit,
@@ -102,7 +116,7 @@ export const deliveryEnqueue: Scenario = {
             via: 'gRPC (mTLS) to the service in its own process',
             cpu_cores: cores,
           },
-          baseline: 'postgres.insert_per_tx',
+          baseline: 'postgres.insert_group_commit',
         },
       ];
       return results;
@@ -127,13 +141,13 @@ function enqueueOne(client: RpcClient, payload: Uint8Array, device: string): Pro
   );
 }
 
-/** The baseline: each payload as one row in its own transaction, POOL_SIZE transactions at once. */
-async function insertPerTransaction(
+/** The baseline: each payload a row, IN_FLIGHT at once, rows that wait stored together (one insert, one commit). */
+async function insertGroupCommitted(
   url: string,
   payloads: readonly Uint8Array[],
   devices: readonly string[],
   signal: AbortSignal,
-): Promise<{ seconds: number; synchronousCommit: string }> {
+): Promise<{ seconds: number; transactions: number; synchronousCommit: string }> {
   const db = await openDatabase<PlainTables>({ url, schema: BASELINE_SCHEMA, poolSize: POOL_SIZE });
   try {
     await sql`create schema if not exists ${sql.id(BASELINE_SCHEMA)}`.execute(db);
@@ -142,22 +156,31 @@ async function insertPerTransaction(
       db,
     );
     const setting = await sql<{ synchronous_commit: string }>`show synchronous_commit`.execute(db);
+    let transactions = 0;
+    const rows = new GroupCommit<PlainRow, void>({
+      maxBatch: BATCH_MAX,
+      concurrency: BATCHES_AT_ONCE,
+      store: async (batch) => {
+        transactions++;
+        await db.transaction().execute((tx) => tx.insertInto('messages').values(batch).execute());
+        return batch.map(() => ({ status: 'fulfilled', value: undefined }));
+      },
+    });
     const start = performance.now();
-    await windowed(payloads.length, POOL_SIZE, signal, (i) =>
-      insertOne(db, payloads[i]!, devices[i % devices.length]!),
+    await windowed(payloads.length, IN_FLIGHT, signal, (i) =>
+      rows.submit({
+        id: randomUUID(),
+        device_id: devices[i % devices.length]!,
+        payload: Buffer.from(payloads[i]!),
+        accepted_at: new Date(),
+      }),
     );
     return {
       seconds: (performance.now() - start) / 1000,
+      transactions,
       synchronousCommit: setting.rows[0]?.synchronous_commit ?? 'unknown',
     };
   } finally {
     await db.destroy();
   }
-}
-
-function insertOne(db: Kysely<PlainTables>, payload: Uint8Array, device: string): Promise<unknown> {
-  return db
-    .insertInto('messages')
-    .values({ id: randomUUID(), device_id: device, payload: Buffer.from(payload), accepted_at: new Date() })
-    .execute();
 }

@@ -1,7 +1,7 @@
 // The system the end-to-end scenarios measure: everything started as `npm run dev` does (@qpq/testnet's
 // TestNetwork: Postgres, NATS JetStream, every service, one gateway), and many bench devices, each
 // with a QUIC connection of its own, registered, logged in and attached by hand.
-import { TestNetwork } from '@qpq/testnet';
+import { defaultServiceCommand, TestNetwork } from '@qpq/testnet';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,7 +31,15 @@ export async function startE2eNetwork(ctx: BenchContext, deviceCount: number, na
   // Postgres runs as user `postgres` when we are root and must be able to enter the folder.
   const dir = await mkdtemp(join(tmpdir(), 'qpq-bench-e2e-'));
   await chmod(dir, 0o711);
-  const creating = TestNetwork.create({ dir, logDir: join(ctx.logDir, name), signal: ctx.signal });
+  // BENCH_CPU_PROF=<dir>: every service writes a CPU profile to <dir>/<service> (docs/performance.md).
+  const profDir = process.env.BENCH_CPU_PROF;
+  const serviceCommand = profDir
+    ? (pkg: Parameters<typeof defaultServiceCommand>[0]) => {
+        const { command, args } = defaultServiceCommand(pkg);
+        return { command, args: ['--cpu-prof', '--cpu-prof-dir', join(profDir, pkg), ...args] };
+      }
+    : undefined;
+  const creating = TestNetwork.create({ dir, logDir: join(ctx.logDir, name), signal: ctx.signal, serviceCommand });
   const stopNetwork = ctx.own(async () => {
     try {
       await (await creating.catch(() => undefined))?.destroy();
