@@ -74,8 +74,20 @@ export function verifyDeliveryProof(
   }
 }
 
+/** Raw public keys already derived, per key object: a proof carries it, and deriving it costs more than signing. */
+const rawPublicKeys = new WeakMap<KeyObject, Uint8Array>();
+
 /** The raw 32-byte public key of an Ed25519 key object (private or public). */
 export function ed25519RawPublicKey(key: KeyObject): Uint8Array {
+  let raw = rawPublicKeys.get(key);
+  if (raw === undefined) {
+    raw = deriveRawPublicKey(key);
+    rawPublicKeys.set(key, raw);
+  }
+  return new Uint8Array(raw);
+}
+
+function deriveRawPublicKey(key: KeyObject): Uint8Array {
   const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
   if (jwk.crv !== 'Ed25519' || !jwk.x) throw new CryptoUsageError('not an Ed25519 key');
   return new Uint8Array(Buffer.from(jwk.x, 'base64url'));
