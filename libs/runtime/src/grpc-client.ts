@@ -101,19 +101,29 @@ export class RpcClient {
     const deadline = this.deadline(options);
     const done = this.recorder(path);
     return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest(
-        path,
-        identityBytes,
-        identityBytes,
-        Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
-        md,
-        { deadline },
-        (err: ServiceError | null, value?: Buffer) => {
-          done(err ? err.code : GrpcStatus.OK);
-          if (err) reject(err);
-          else resolve(value ?? Buffer.alloc(0));
-        },
-      );
+      // grpc-js captures the caller's stack (`new Error()`) on every call, for the rare error it may
+      // end with ("for call at …"): about a tenth of the client's CPU per unary call. The call is
+      // known without it (its method and request id are in the lines that log a failure, with the
+      // trace id), so the capture is off while grpc-js starts the call; errors keep their own stack.
+      const stackTraceLimit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        this.client.makeUnaryRequest(
+          path,
+          identityBytes,
+          identityBytes,
+          Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+          md,
+          { deadline },
+          (err: ServiceError | null, value?: Buffer) => {
+            done(err ? err.code : GrpcStatus.OK);
+            if (err) reject(err);
+            else resolve(value ?? Buffer.alloc(0));
+          },
+        );
+      } finally {
+        Error.stackTraceLimit = stackTraceLimit;
+      }
     });
   }
 

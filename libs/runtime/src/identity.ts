@@ -21,13 +21,15 @@ export function writeIdentity(md: Metadata, identity: Identity): void {
 }
 
 export function readIdentity(md: Metadata): Identity | undefined {
-  const get = (key: string) => {
-    const v = md.get(key)[0];
-    return typeof v === 'string' && v.length > 0 ? v : undefined;
-  };
-  const accountId = get(metadataKeys.accountId);
-  const deviceId = get(metadataKeys.deviceId);
-  const username = get(metadataKeys.username);
+  const accountId = nonEmpty(md, metadataKeys.accountId);
+  const deviceId = nonEmpty(md, metadataKeys.deviceId);
+  const username = nonEmpty(md, metadataKeys.username);
   if (!accountId || !deviceId || !username) return undefined;
   return { accountId, deviceId, username };
+}
+
+// Module-level rather than a closure in readIdentity: it runs on every call a service serves.
+function nonEmpty(md: Metadata, key: string): string | undefined {
+  const v = md.get(key)[0];
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
 }

@@ -182,7 +182,7 @@ export class ClientConnection {
 
   private onFrame(bytes: Uint8Array): void {
     const { metrics, cfg } = this.ctx;
-    metrics.frameBytes.add(FRAME_HEADER_BYTES + bytes.byteLength, { direction: 'in' });
+    metrics.frameCells.bytesIn.add(FRAME_HEADER_BYTES + bytes.byteLength);
     let request: Request;
     try {
       const frame = ClientFrame.decode(bytes);
@@ -192,7 +192,7 @@ export class ClientConnection {
       this.kick(CloseCode.MALFORMED_FRAME, 'undecodable client frame');
       return;
     }
-    metrics.frames.add(1, { direction: 'in', kind: 'request' });
+    metrics.frameCells.requestsIn.add(1);
     if (this.gone || this.draining) {
       this.respondWithError(request.id, request.method, new ShuttingDownError(), performance.now());
     } else if (this.inFlight >= cfg.maxRequestsInFlight) {
@@ -283,8 +283,9 @@ export class ClientConnection {
     frames.send(frame).then(
       () => {
         const { metrics } = this.ctx;
-        metrics.frames.add(1, { direction: 'out', kind });
-        metrics.frameBytes.add(FRAME_HEADER_BYTES + frame.byteLength, { direction: 'out' });
+        const cells = metrics.frameCells;
+        (kind === 'push' ? cells.pushesOut : cells.responsesOut).add(1);
+        cells.bytesOut.add(FRAME_HEADER_BYTES + frame.byteLength);
         // Clamped: with the delivery host's clock ahead of ours, the difference can come out negative.
         if (acceptedAtMs !== undefined) metrics.pushLatency.record(Math.max(0, Date.now() - acceptedAtMs) / 1000);
       },

@@ -1,13 +1,23 @@
 import type { Counter, Histogram, UpDownCounter } from '@opentelemetry/api';
 import type { Telemetry } from '@qpq/runtime';
 import { QUIC_ERROR_KINDS } from './quic-errors.js';
+import { TalliedCounter, type CounterCell } from './tallied-counter.js';
+
+/** The series of the per-frame counters, bound once (several adds per message; see TalliedCounter). */
+export interface FrameCells {
+  requestsIn: CounterCell;
+  responsesOut: CounterCell;
+  pushesOut: CounterCell;
+  bytesIn: CounterCell;
+  bytesOut: CounterCell;
+}
 
 /** What an SRE watches on a gateway (calls to the backends are in qpq_rpc_client_duration_seconds). */
 export class GatewayMetrics {
   /** Client connections open now. */
   readonly connections: UpDownCounter;
   /** Frames by direction (in/out) and kind (request/response/push). */
-  readonly frames: Counter;
+  readonly frames: TalliedCounter;
   /** Connections closed, by reason (peer, idle, frame_too_large, malformed_frame, shutting_down, …). */
   readonly connectionsClosed: Counter;
   /** Client requests from frame in to response out, by method and status code. */
@@ -23,7 +33,9 @@ export class GatewayMetrics {
   /** Connections attached to a session now (their device's pushes come down them). */
   readonly sessions: UpDownCounter;
   /** Bytes of session-stream frames (length prefix included), by direction; file streams are in fileBytes. */
-  readonly frameBytes: Counter;
+  readonly frameBytes: TalliedCounter;
+  /** The series of frames and frameBytes that every message touches. */
+  readonly frameCells: FrameCells;
   /** QUIC-level failures, by kind (handshake, connection, stream: see quic-errors.ts). */
   readonly quicErrors: Counter;
   /** From the delivery service's acceptance of an envelope to its push written to the client's stream. */
@@ -34,7 +46,7 @@ export class GatewayMetrics {
     this.connections = meter.createUpDownCounter('qpq_gateway_connections', {
       description: 'Client QUIC connections currently open',
     });
-    this.frames = meter.createCounter('qpq_gateway_frames_total', {
+    this.frames = new TalliedCounter(meter, 'qpq_gateway_frames_total', {
       description: 'Frames received from and sent to clients, by direction and kind',
     });
     this.connectionsClosed = meter.createCounter('qpq_gateway_connections_closed_total', {
@@ -59,10 +71,17 @@ export class GatewayMetrics {
     this.sessions = meter.createUpDownCounter('qpq_gateway_sessions', {
       description: 'Client connections currently attached to a session',
     });
-    this.frameBytes = meter.createCounter('qpq_gateway_frame_bytes_total', {
+    this.frameBytes = new TalliedCounter(meter, 'qpq_gateway_frame_bytes_total', {
       description:
         'Bytes of frames received from (in) and sent to (out) clients on session streams, length prefix included',
     });
+    this.frameCells = {
+      requestsIn: this.frames.cell({ direction: 'in', kind: 'request' }),
+      responsesOut: this.frames.cell({ direction: 'out', kind: 'response' }),
+      pushesOut: this.frames.cell({ direction: 'out', kind: 'push' }),
+      bytesIn: this.frameBytes.cell({ direction: 'in' }),
+      bytesOut: this.frameBytes.cell({ direction: 'out' }),
+    };
     this.quicErrors = meter.createCounter('qpq_gateway_quic_errors_total', {
       description:
         'QUIC failures, by kind: handshake (TLS), connection (a transport error code, or the library failing), ' +
@@ -77,7 +96,8 @@ export class GatewayMetrics {
     this.connections.add(0);
     this.fileStreams.add(0);
     for (const reason of ['too_large', 'slow_reader'] as const) this.pushesDropped.add(0, { reason });
-    for (const direction of ['in', 'out'] as const) this.frameBytes.add(0, { direction });
+    this.frameCells.bytesIn.add(0);
+    this.frameCells.bytesOut.add(0);
     for (const kind of QUIC_ERROR_KINDS) this.quicErrors.add(0, { kind });
   }
 }
