@@ -316,9 +316,14 @@ describe('encrypted files', { timeout: 600_000 }, () => {
     // Progress counts bytes of the file; the blob service counts ciphertext (16 bytes more per 64 KiB).
     const size = 20 * MiB;
     const total = size + 16 * 320;
-    // What was in flight when the gateway died (QUIC stream window, HTTP/2 window, the blob service's
-    // part not yet stored: up to ~4 MiB) is sent again; everything stored before is not.
-    assert.ok(resumedFrom !== undefined && resumedFrom >= size * 0.3, `resumed from ${resumedFrom} of ${size}`);
+    // What was in flight when the gateway died is sent again: the client's queued frames, the QUIC
+    // stream window (2 MiB), the HTTP/2 window, the blob service's part not yet stored — up to ~6 MiB
+    // at the edge's speed (4.5 MiB measured). Everything stored before is not sent again.
+    const inFlight = 6 * MiB;
+    assert.ok(
+      resumedFrom !== undefined && resumedFrom >= size / 2 - inFlight,
+      `resumed from ${resumedFrom} of ${size}`,
+    );
     const received = ((await metricOf('blob', 'qpq_blob_received_bytes_total')) ?? 0) - receivedBefore;
     console.log(
       `resume: cut at 50 %, resumed from ${resumedFrom} of ${size}; blob service received ${received} of ${total}`,

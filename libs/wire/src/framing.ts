@@ -20,81 +20,115 @@ export class FrameTooLargeError extends Error {
 /** Prefixes `payload` with its length. */
 export function encodeFrame(payload: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Uint8Array {
   if (payload.byteLength > maxFrameBytes) throw new FrameTooLargeError(payload.byteLength, maxFrameBytes);
-  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.byteLength);
-  new DataView(out.buffer).setUint32(0, payload.byteLength);
+  // Unzeroed (every byte is written below) and, for small frames, carved from Node's buffer pool.
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.byteLength);
+  writeLength(out, 0, payload.byteLength);
   out.set(payload, FRAME_HEADER_BYTES);
   return out;
 }
 
+/** Writes `length` as the 4-byte big-endian prefix at `at`. */
+export function writeLength(out: Uint8Array, at: number, length: number): void {
+  out[at] = length >>> 24;
+  out[at + 1] = (length >>> 16) & 0xff;
+  out[at + 2] = (length >>> 8) & 0xff;
+  out[at + 3] = length & 0xff;
+}
+
+/** Frames from this size up are copied out of a chunk more than twice their size (see startFrame). */
+const COPY_OUT_BYTES = 4096;
+
 /**
  * Splits a byte stream into frames. Feed chunks as they arrive; complete frames come out in order.
  * A length over the limit throws FrameTooLargeError before any of the frame is buffered.
+ *
+ * Per frame it costs one view: a frame that lies within one chunk comes out as a view of it (no
+ * copy), and a frame split across chunks is copied, once, into a buffer of its final size as its
+ * parts arrive. Views share the chunk's memory: chunks must not be reused by the caller.
  */
 export class FrameDecoder {
-  private chunks: Uint8Array[] = [];
-  private buffered = 0;
+  /** The first bytes of a length prefix split across chunks. */
+  private readonly header = new Uint8Array(FRAME_HEADER_BYTES);
+  private headerFilled = 0;
+  /** The frame being filled from successive chunks, and how much of it has arrived. */
+  private body: Buffer | undefined;
+  private bodyFilled = 0;
 
   constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
 
   push(chunk: Uint8Array): Uint8Array[] {
-    if (chunk.byteLength > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.byteLength;
-    }
     const frames: Uint8Array[] = [];
-    for (;;) {
-      if (this.buffered < FRAME_HEADER_BYTES) break;
-      const header = this.peek(FRAME_HEADER_BYTES);
-      const length = new DataView(header.buffer, header.byteOffset, FRAME_HEADER_BYTES).getUint32(0);
-      if (length > this.maxFrameBytes) throw new FrameTooLargeError(length, this.maxFrameBytes);
-      if (this.buffered < FRAME_HEADER_BYTES + length) break;
-      this.take(FRAME_HEADER_BYTES);
-      frames.push(this.take(length));
+    const end = chunk.byteLength;
+    let at = 0;
+    if (this.body) {
+      at = this.fillBody(chunk, 0, frames);
+      if (this.body) return frames;
+    }
+    if (this.headerFilled > 0) {
+      const n = Math.min(FRAME_HEADER_BYTES - this.headerFilled, end - at);
+      this.header.set(chunk.subarray(at, at + n), this.headerFilled);
+      this.headerFilled += n;
+      at += n;
+      if (this.headerFilled < FRAME_HEADER_BYTES) return frames;
+      this.headerFilled = 0;
+      at = this.startFrame(chunk, at, this.checked(readLength(this.header, 0)), frames);
+    }
+    while (at < end) {
+      if (end - at < FRAME_HEADER_BYTES) {
+        this.header.set(chunk.subarray(at, end));
+        this.headerFilled = end - at;
+        break;
+      }
+      const length = this.checked(readLength(chunk, at));
+      at = this.startFrame(chunk, at + FRAME_HEADER_BYTES, length, frames);
     }
     return frames;
   }
 
   /** Bytes received that do not yet form a whole frame. */
   get pendingBytes(): number {
-    return this.buffered;
+    return this.headerFilled + (this.body ? FRAME_HEADER_BYTES + this.bodyFilled : 0);
   }
 
-  private peek(n: number): Uint8Array {
-    const first = this.chunks[0]!;
-    if (first.byteLength >= n) return first.subarray(0, n);
-    return this.concat(n, false);
+  private checked(length: number): number {
+    if (length > this.maxFrameBytes) throw new FrameTooLargeError(length, this.maxFrameBytes);
+    return length;
   }
 
-  private take(n: number): Uint8Array {
-    const first = this.chunks[0];
-    if (n === 0) return new Uint8Array(0);
-    if (first && first.byteLength >= n) {
-      const out = first.subarray(0, n);
-      if (first.byteLength === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-      this.buffered -= n;
-      return out;
+  /** A frame of `length` starts at `at`: a view if it is all here, else the start of a copy. */
+  private startFrame(chunk: Uint8Array, at: number, length: number, frames: Uint8Array[]): number {
+    if (chunk.byteLength - at >= length) {
+      // A view pins the whole chunk (up to the QUIC read size, 256 KiB) for as long as the frame is
+      // held, e.g. a file piece on its way to the blob service: a large frame in a much larger chunk
+      // is copied out instead, so what is held stays the size of what is in flight.
+      frames.push(
+        length >= COPY_OUT_BYTES && length * 2 < chunk.byteLength
+          ? Buffer.from(chunk.subarray(at, at + length))
+          : Buffer.from(chunk.buffer, chunk.byteOffset + at, length),
+      );
+      return at + length;
     }
-    return this.concat(n, true);
+    // Not zeroed: every byte is copied in before the frame comes out.
+    this.body = Buffer.allocUnsafe(length);
+    this.bodyFilled = 0;
+    return this.fillBody(chunk, at, frames);
   }
 
-  private concat(n: number, consume: boolean): Uint8Array {
-    const out = new Uint8Array(n);
-    let offset = 0;
-    let i = 0;
-    while (offset < n) {
-      const chunk = this.chunks[i]!;
-      const part = chunk.subarray(0, Math.min(chunk.byteLength, n - offset));
-      out.set(part, offset);
-      offset += part.byteLength;
-      if (consume) {
-        if (part.byteLength === chunk.byteLength) this.chunks.shift();
-        else this.chunks[0] = chunk.subarray(part.byteLength);
-      } else {
-        i++;
-      }
+  /** Copies what `chunk` holds of the frame being filled; a complete frame goes out to `frames`. */
+  private fillBody(chunk: Uint8Array, at: number, frames: Uint8Array[]): number {
+    const body = this.body!;
+    const n = Math.min(body.byteLength - this.bodyFilled, chunk.byteLength - at);
+    body.set(n === chunk.byteLength ? chunk : chunk.subarray(at, at + n), this.bodyFilled);
+    this.bodyFilled += n;
+    if (this.bodyFilled === body.byteLength) {
+      frames.push(body);
+      this.body = undefined;
     }
-    if (consume) this.buffered -= n;
-    return out;
+    return at + n;
   }
+}
+
+/** The 4-byte big-endian length prefix at `at`. */
+function readLength(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }

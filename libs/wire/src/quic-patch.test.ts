@@ -11,6 +11,9 @@ test('the installed @matrixai/quic carries the qpq patch', async () => {
   const connection = await readFile(join(dist, 'QUICConnection.js'), 'utf8');
   assert.match(connection, /recvSerial\(f\)/, 'QUICConnection: per-packet lock replaced');
   assert.match(connection, /sendScheduled = true/, 'QUICConnection: one send per event-loop turn');
+  assert.match(connection, /this\.scheduleSend\(true\);/, 'QUICConnection: one answer per turn to what was received');
+  assert.match(connection, /socket\.socket\.send\(detail\.msg/, 'QUICConnection: datagrams straight to the socket');
   const socket = await readFile(join(dist, 'QUICSocket.js'), 'utf8');
   assert.match(socket, /recvBufferSize: 2 \* 1024 \* 1024/, 'QUICSocket: larger receive buffer');
+  assert.match(socket, /lookup: \(address, family, callback\)/, 'QUICSocket: no DNS lookup per datagram');
 });

@@ -365,23 +365,25 @@ describe('gateway file streams', { timeout: 900_000 }, () => {
     // A first, smaller transfer settles what any long-running process settles once (compiled code,
     // pools, the allocator's arenas), so what follows is what a transfer costs.
     await upAndDown(10);
-    // The QUIC library allocates heavily per packet (promises, locks, timers: DESIGN.md §5), so the
-    // heap's garbage swings by ~200 MiB between collections whatever anyone holds. A full GC every
-    // 500 ms lets the samples show what is held: a gateway that kept the file would add 50 MiB. What
-    // is in flight at once (QUIC stream windows both ends, HTTP/2 windows, a blob part) grows with the
-    // transfer's speed and comes to ~17 MiB here with client, gateway and services in one process.
+    // Garbage swings the heap by far more than what is held, so a full GC every 500 ms lets the samples
+    // show what is held: a gateway that kept the file would add 50 MiB by the end of the upload and
+    // keep it through the download. What is in flight at once (QUIC stream windows both ends, HTTP/2
+    // windows, a blob part) grows with the transfer's speed: ~10 MiB here with client, gateway and
+    // services in one process, with peaks of ~28 when a burst is caught between two frames. So the
+    // figure is the median of the samples over the last two thirds of the transfer (as
+    // tests/integration/files.test.ts reads the services' own after-GC figure), not one sample.
     const gc = collector();
     gc();
     const before = process.memoryUsage();
     // What is held: the JS heap and the buffers' bytes (`external` also counts bytes V8 frees lazily).
     const live = (m: NodeJS.MemoryUsage) => m.heapUsed + m.arrayBuffers;
     let rssPeak = before.rss;
-    let livePeak = live(before);
+    const liveSamples: number[] = [];
     let samples = 0;
     const sampler = setInterval(() => {
       if (++samples % 10 === 0) {
         gc();
-        livePeak = Math.max(livePeak, live(process.memoryUsage()));
+        liveSamples.push(live(process.memoryUsage()));
       }
       rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
     }, 50);
@@ -393,14 +395,18 @@ describe('gateway file streams', { timeout: 900_000 }, () => {
     }
     gc();
     const rssGrowth = (rssPeak - before.rss) / MiB;
-    const liveGrowth = (livePeak - live(before)) / MiB;
+    const late = liveSamples.slice(Math.floor(liveSamples.length / 3)).sort((a, b) => a - b);
+    assert.ok(late.length >= 3, `only ${liveSamples.length} memory samples were taken`);
+    const liveGrowth = ((late[Math.floor(late.length / 2)] as number) - live(before)) / MiB;
+    const livePeak = ((late[late.length - 1] as number) - live(before)) / MiB;
     t.diagnostic(
       `50 MiB up and down in ${((performance.now() - started) / 1000).toFixed(0)} s with the gateway, the blob ` +
         `and auth services and the client in this one process: RSS ${(before.rss / MiB).toFixed(0)} MiB before, ` +
         `peak +${rssGrowth.toFixed(1)} MiB, +${((process.memoryUsage().rss - before.rss) / MiB).toFixed(1)} MiB after; ` +
-        `JS heap + buffers after each GC: peak +${liveGrowth.toFixed(1)} MiB`,
+        `JS heap + buffers after each GC, last two thirds (${late.length} samples): median +${liveGrowth.toFixed(1)} MiB, ` +
+        `peak +${livePeak.toFixed(1)} MiB`,
     );
-    assert.ok(liveGrowth < 24, `live memory grew by ${liveGrowth.toFixed(1)} MiB`);
+    assert.ok(liveGrowth < 24, `live memory grew by ${liveGrowth.toFixed(1)} MiB (median)`);
     assert.ok(rssGrowth < 64, `RSS grew by ${rssGrowth.toFixed(1)} MiB`);
   });
 
