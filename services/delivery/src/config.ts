@@ -26,9 +26,9 @@ import {
  * - `QPQ_MESSAGE_TTL` 30d: a message nobody acknowledged is deleted this long after it was accepted
  *   (sooner when its sender asked for a shorter `ttl_seconds`).
  * - `QPQ_GC_INTERVAL` 60s between sweeps for expired messages; `QPQ_GC_BATCH` 1000 rows per statement.
- * - `QPQ_ENQUEUE_BATCH` 64: most Enqueues stored in one transaction. Requests that arrive while earlier
- *   ones are being stored are stored together (group commit: one commit and five statements for the
- *   lot); a lone request is never delayed. 1 stores every message in a transaction of its own.
+ * - `QPQ_ENQUEUE_BATCH` 64: most Enqueues stored in one statement. Requests that arrive while earlier
+ *   ones are being stored are stored together (group commit: one statement, one commit, for the
+ *   lot); a lone request is never delayed. 1 stores every message on its own.
  * - `QPQ_DELIVERY_SIGNING_KEY`: path to a PKCS#8 PEM Ed25519 key that signs delivery proofs. When unset,
  *   a key is generated once and kept in the `delivery` schema so that restarts keep the same key (fine
  *   for a laptop; production should mount a key from a secret).
@@ -56,7 +56,7 @@ export interface DeliveryConfig extends BaseServiceConfig {
   messageTtlMs: number;
   gcIntervalMs: number;
   gcBatchSize: number;
-  /** Most plain messages one transaction stores (group commit); 1 turns batching off. */
+  /** Most plain messages one statement stores (group commit); 1 turns batching off. */
   enqueueBatch: number;
   /** PKCS#8 PEM file with the Ed25519 proof-signing key; undefined → generated and kept in the database. */
   signingKeyPath: string | undefined;

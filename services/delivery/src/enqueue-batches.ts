@@ -2,17 +2,18 @@ import { GroupCommit } from '@qpq/db';
 import type { AppContext } from './context.js';
 import { retryOnConflict } from './db/retry.js';
 import { storeEnqueue, storeMessages, type BatchedEnqueue, type StoredEnqueue } from './store-enqueue.js';
+import { storePlainMessages, UNIQUE_VIOLATION } from './store-plain.js';
 
 /**
- * Transactions storing batches at once. Two: one commits while the next gathers the requests that
- * arrived meanwhile; more would only make each batch smaller (more statements per message) and take
- * connections from Fetch and Ack. Within a batch the requests' order is kept (see storeMessages).
+ * Statements storing batches at once. Two: one commits while the next gathers the requests that
+ * arrived meanwhile; more would only make each batch smaller and take connections from Fetch and Ack.
+ * Within a batch the requests' order is kept (seqs are given in the order they came).
  */
 const CONCURRENT_BATCHES = 2;
 
 /**
  * Group commit for plain messages (not Commits, which are ordered one by one): what arrives while a
- * batch is being stored goes together into the next, at most `cfg.enqueueBatch` per transaction.
+ * batch is being stored goes together into the next, at most `cfg.enqueueBatch` per statement.
  */
 export function enqueueBatches(ctx: AppContext): GroupCommit<BatchedEnqueue, StoredEnqueue> {
   return new GroupCommit({
@@ -22,27 +23,45 @@ export function enqueueBatches(ctx: AppContext): GroupCommit<BatchedEnqueue, Sto
   });
 }
 
-/** One Enqueue in a transaction of its own. */
+/** One Enqueue in a transaction of its own: Commits, and messages whose id was already taken. */
 export function storeAlone(ctx: AppContext, { sender, req, proofs }: BatchedEnqueue): Promise<StoredEnqueue> {
   return retryOnConflict(() => ctx.db.transaction().execute((tx) => storeEnqueue(tx, sender, req, proofs)));
 }
 
+const stored = (message: StoredEnqueue['message']): StoredEnqueue => ({
+  duplicate: false,
+  message,
+  welcome: undefined,
+});
+
 async function storeBatch(ctx: AppContext, items: BatchedEnqueue[]): Promise<PromiseSettledResult<StoredEnqueue>[]> {
   ctx.metrics.enqueueBatchSize.record(items.length);
+  try {
+    // The common case: every id is new, and the whole batch is one statement.
+    const receipts = await retryOnConflict(() => storePlainMessages(ctx.db, items));
+    return receipts.map((r) => ({ status: 'fulfilled', value: stored(r) }));
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) {
+      if (items.length === 1) throw err;
+      // Whatever failed the batch, each caller must get its own answer: store them one by one.
+      ctx.logger.warn({ err, messages: items.length }, 'a batch of enqueues failed; storing each on its own');
+      return Promise.allSettled(items.map((item) => storeAlone(ctx, item)));
+    }
+  }
+  // A retry (or an id reused) is in the batch: the new ones are stored together, and the others are
+  // answered on their own after that commit (a retry gets its original receipts).
   if (items.length === 1) return Promise.allSettled([storeAlone(ctx, items[0] as BatchedEnqueue)]);
   let receipts;
   try {
     receipts = await retryOnConflict(() => ctx.db.transaction().execute((tx) => storeMessages(tx, items)));
   } catch (err) {
-    // Whatever failed the batch, each caller must get its own answer: store them one by one.
     ctx.logger.warn({ err, messages: items.length }, 'a batch of enqueues failed; storing each on its own');
     return Promise.allSettled(items.map((item) => storeAlone(ctx, item)));
   }
-  // Ids already taken are answered as before (a retry gets its original receipts) once the batch is in.
   return Promise.allSettled(
     items.map(async (item, i) => {
       const message = receipts[i];
-      return message ? { duplicate: false, message, welcome: undefined } : storeAlone(ctx, item);
+      return message ? stored(message) : storeAlone(ctx, item);
     }),
   );
 }

@@ -141,7 +141,7 @@ export async function storeMessages(
   return receipts;
 }
 
-interface RowFields {
+export interface RowFields {
   sender: Identity;
   groupId: Uint8Array;
   acceptedAt: Date;
@@ -165,7 +165,7 @@ async function insertMessage(
   return inserted?.id;
 }
 
-function messageRow(msg: ValidMessage, proof: DeliveryProof, row: RowFields): Insertable<MessagesTable> {
+export function messageRow(msg: ValidMessage, proof: DeliveryProof, row: RowFields): Insertable<MessagesTable> {
   return {
     message_id: msg.messageId,
     sender_account_id: row.sender.accountId,
@@ -203,7 +203,7 @@ async function writeMailboxes(
     where messages.id = v.pk`.execute(tx);
 }
 
-function receiptOf(msg: ValidMessage, seqs: bigint[], proof: DeliveryProof): Receipt {
+export function receiptOf(msg: ValidMessage, seqs: bigint[], proof: DeliveryProof): Receipt {
   return { recipients: msg.recipients.map((deviceId, j) => ({ deviceId, seq: seqs[j] as bigint })), proof };
 }
 
