@@ -4,3 +4,4 @@ export * from './periodic-sample.js';
 export * from './pool-metrics.js';
 export * from './signing-key.js';
 export * from './group-commit.js';
+export * from './prepared.js';

@@ -1,3 +1,4 @@
+import { executePrepared } from '@qpq/db';
 import { sql, type Kysely } from 'kysely';
 import type { DeliveryTables } from './db/schema.js';
 import { messageRow, receiptOf, type BatchedEnqueue, type Receipt } from './store-enqueue.js';
@@ -19,7 +20,7 @@ export async function storePlainMessages(
   db: Kysely<DeliveryTables>,
   items: readonly BatchedEnqueue[],
 ): Promise<Receipt[]> {
-  const rows = items.map(({ sender, req, proofs }) => {
+  const messages = items.map(({ sender, req, proofs }) => {
     if (req.commit || req.welcome) throw new Error(`message ${req.messageId} is a Commit: it is not a plain message`);
     return messageRow(req, proofs.message, {
       sender,
@@ -29,10 +30,13 @@ export async function storePlainMessages(
       welcomeMessageId: undefined,
     });
   });
-  const column = <K extends keyof (typeof rows)[number]>(key: K) => rows.map((r) => r[key]);
+  const column = <K extends keyof (typeof messages)[number]>(key: K) => messages.map((m) => m[key]);
   const recipientDevices = items.flatMap(({ req }) => req.recipients);
   const recipientMessage = items.flatMap(({ req }, i) => req.recipients.map(() => i + 1));
-  const result = await sql<{ n: string; seqs: string[] }>`
+  const rows = await executePrepared(
+    db,
+    'delivery_store_plain_messages',
+    sql<{ n: string; seqs: string[] }>`
     with msg as (
       select * from unnest(
         ${column('message_id')}::uuid[], ${column('sender_account_id')}::text[], ${column('sender_username')}::text[],
@@ -68,8 +72,9 @@ export async function storePlainMessages(
       select seqs.device_id, seqs.seq, inserted.id
       from seqs join msg using (n) join inserted using (message_id)
     )
-    select own.n, own.seqs from own`.execute(db);
-  const seqsOf = new Map(result.rows.map((r) => [Number(r.n), r.seqs.map(BigInt)]));
+    select own.n, own.seqs from own`,
+  );
+  const seqsOf = new Map(rows.map((r) => [Number(r.n), r.seqs.map(BigInt)]));
   return items.map(({ req, proofs }, i) => {
     const seqs = seqsOf.get(i + 1);
     if (seqs === undefined) throw new Error(`no seqs came back for message ${req.messageId}`);
