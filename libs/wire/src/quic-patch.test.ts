@@ -13,6 +13,11 @@ test('the installed @matrixai/quic carries the qpq patch', async () => {
   assert.match(connection, /sendScheduled = true/, 'QUICConnection: one send per event-loop turn');
   assert.match(connection, /this\.scheduleSend\(true\);/, 'QUICConnection: one answer per turn to what was received');
   assert.match(connection, /socket\.socket\.send\(detail\.msg/, 'QUICConnection: datagrams straight to the socket');
+  assert.match(connection, /ackTimer = setTimeout\(this\.flushAck/, 'QUICConnection: delayed ACK');
+  const stream = await readFile(join(dist, 'QUICStream.js'), 'utf8');
+  assert.match(stream, /this\.connection\.scheduleAck\(\)/, 'QUICStream: a small read answers with the delayed ACK');
+  const config = await readFile(join(dist, 'config.js'), 'utf8');
+  assert.match(config, /setMaxAckDelay\(50\)/, 'config: max_ack_delay covers the delayed ACK');
   const socket = await readFile(join(dist, 'QUICSocket.js'), 'utf8');
   assert.match(socket, /recvBufferSize: 2 \* 1024 \* 1024/, 'QUICSocket: larger receive buffer');
   assert.match(socket, /lookup: \(address, family, callback\)/, 'QUICSocket: no DNS lookup per datagram');
