@@ -1,6 +1,6 @@
 import { E2EPayload, type WelcomeBundle } from '@qpq/proto';
 import { type Framing, peekFraming } from './framing.js';
-import { padToBucket, unpad } from './padding.js';
+import { looksPadded, padToBucket, unpad } from './padding.js';
 
 // What goes into Envelope.payload: an E2EPayload padded to a size bucket (padding.ts), so the server
 // and the network see only a coarse size. The proto's own `padding` field stays empty. Clients and the
@@ -31,6 +31,8 @@ export function decodePayload(bytes: Uint8Array): NonNullable<E2EPayload['kind']
  * bytes no client would decode either). Never throws.
  */
 export function payloadFraming(bytes: Uint8Array): Framing | undefined {
+  // Opaque bytes are common here (the delivery service reads every payload): no exception for them.
+  if (!looksPadded(bytes)) return undefined;
   try {
     const kind = decodePayload(bytes);
     if (kind.$case !== 'mlsMessage') return undefined;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { CryptoFormatError } from './errors.js';
-import { bucketSize, padToBucket, unpad } from './padding.js';
+import { bucketSize, looksPadded, padToBucket, unpad } from './padding.js';
 
 const KiB = 1024;
 
@@ -55,4 +55,16 @@ describe('padding', () => {
     tooBig.set(padded);
     assert.throws(() => unpad(tooBig), CryptoFormatError);
   });
+});
+
+it('looksPadded tells padded bytes from opaque ones without throwing', () => {
+  for (const n of [0, 1, 252, 253, 4000, 20_000]) {
+    const padded = padToBucket(new Uint8Array(n).fill(7));
+    assert.equal(looksPadded(padded), true, `padded ${n} bytes`);
+    assert.equal(looksPadded(padded.subarray(0, padded.length - 1)), false, 'one byte short of its bucket');
+  }
+  assert.equal(looksPadded(new Uint8Array(100)), false, 'shorter than the smallest bucket');
+  const lying = padToBucket(new Uint8Array(10));
+  new DataView(lying.buffer).setUint32(0, 1000);
+  assert.equal(looksPadded(lying), false, 'a length prefix past the end');
 });

@@ -26,6 +26,16 @@ export function padToBucket(bytes: Uint8Array): Uint8Array {
 }
 
 /**
+ * Whether `bytes` has the shape of padToBucket's output (its length prefix fits and names this
+ * bucket), checked without throwing: a cheap first look for code that meets opaque bytes too.
+ */
+export function looksPadded(bytes: Uint8Array): boolean {
+  if (bytes.length < SMALLEST_BUCKET) return false;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
+  return LENGTH_PREFIX + length <= bytes.length && bucketSize(length) === bytes.length;
+}
+
+/**
  * Removes padding. Only the exact output of padToBucket is accepted (right bucket, zero fill), so a
  * padded message has one encoding and nothing can hide in the fill.
  */
