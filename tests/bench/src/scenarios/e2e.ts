@@ -29,9 +29,9 @@ const FIXED_RATE = 500;
 const WARM_UP = { rate: 100, ms: 2_000 };
 /**
  * Enqueues each 1:1 sender keeps unanswered at saturation (320 in all, a quarter of the gateway's
- * per-connection limit each). Fewer leave cores idle: the window, not the system, is then the limit
- * (msg/s: 4 → 1,758 with 1.7 of 2 cores busy in a full run; quick runs: 8 → 2,096, 16 → 2,283, 32 → 2,483 with
- * p50 237 ms); 16 is where the system's cores are busy and latency is still in the low hundreds.
+ * per-connection limit each). Fewer leave cores idle: the window, not the system, is then the limit.
+ * Measured, msg/s: 4 → 1,758 with 1.7 of 2 cores busy (a full run); quick runs: 8 → 2,096,
+ * 16 → 2,283, 32 → 2,483 with p50 237 ms. At 16 the cores are busy and latency stays in the hundreds.
  */
 const DM_WINDOW = 16;
 /** Messages the group sender keeps unanswered. */
