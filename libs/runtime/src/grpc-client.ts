@@ -104,7 +104,8 @@ export class RpcClient {
       // grpc-js captures the caller's stack (`new Error()`) on every call, for the rare error it may
       // end with ("for call at …"): about a tenth of the client's CPU per unary call. The call is
       // known without it (its method and request id are in the lines that log a failure, with the
-      // trace id), so the capture is off while grpc-js starts the call; errors keep their own stack.
+      // trace id), so the capture is off while grpc-js starts the call. Errors made later keep their
+      // stack; one grpc-js makes while starting the call (e.g. serializing) has none.
       const stackTraceLimit = Error.stackTraceLimit;
       Error.stackTraceLimit = 0;
       try {

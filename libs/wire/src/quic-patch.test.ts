@@ -14,6 +14,11 @@ test('the installed @matrixai/quic carries the qpq patch', async () => {
   assert.match(connection, /this\.scheduleSend\(true\);/, 'QUICConnection: one answer per turn to what was received');
   assert.match(connection, /socket\.socket\.send\(detail\.msg/, 'QUICConnection: datagrams straight to the socket');
   assert.match(connection, /ackTimer = setTimeout\(this\.flushAck/, 'QUICConnection: delayed ACK');
+  assert.match(
+    connection,
+    /this\.unanswered >= this\.ackAtOnceCount/,
+    'QUICConnection: a burst of small datagrams is answered at once',
+  );
   const stream = await readFile(join(dist, 'QUICStream.js'), 'utf8');
   assert.match(stream, /this\.connection\.scheduleAck\(\)/, 'QUICStream: a small read answers with the delayed ACK');
   const config = await readFile(join(dist, 'config.js'), 'utf8');

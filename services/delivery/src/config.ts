@@ -28,7 +28,8 @@ import {
  * - `QPQ_GC_INTERVAL` 60s between sweeps for expired messages; `QPQ_GC_BATCH` 1000 rows per statement.
  * - `QPQ_ENQUEUE_BATCH` 64: most Enqueues stored in one statement. Requests that arrive while earlier
  *   ones are being stored are stored together (group commit: one statement, one commit, for the
- *   lot); a lone request is never delayed. 1 stores every message on its own.
+ *   lot); a lone request is never delayed. 1: one message per statement, two statements at once.
+ *   At most 256: a statement carries its payloads as text (hex), twice their size.
  * - `QPQ_DELIVERY_SIGNING_KEY`: path to a PKCS#8 PEM Ed25519 key that signs delivery proofs. When unset,
  *   a key is generated once and kept in the `delivery` schema so that restarts keep the same key (fine
  *   for a laptop; production should mount a key from a secret).
@@ -43,7 +44,7 @@ export const deliveryEnv = {
   QPQ_MESSAGE_TTL: env.duration('30d'),
   QPQ_GC_INTERVAL: env.duration('60s'),
   QPQ_GC_BATCH: env.integer(1000, { min: 1, max: 100_000 }),
-  QPQ_ENQUEUE_BATCH: env.integer(64, { min: 1, max: 1000 }),
+  QPQ_ENQUEUE_BATCH: env.integer(64, { min: 1, max: 256 }),
   QPQ_DELIVERY_SIGNING_KEY: env.optional(env.string()),
 };
 
@@ -56,7 +57,7 @@ export interface DeliveryConfig extends BaseServiceConfig {
   messageTtlMs: number;
   gcIntervalMs: number;
   gcBatchSize: number;
-  /** Most plain messages one statement stores (group commit); 1 turns batching off. */
+  /** Most plain messages one statement stores (group commit). */
   enqueueBatch: number;
   /** PKCS#8 PEM file with the Ed25519 proof-signing key; undefined → generated and kept in the database. */
   signingKeyPath: string | undefined;

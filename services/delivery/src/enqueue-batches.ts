@@ -43,9 +43,8 @@ async function storeBatch(ctx: AppContext, items: BatchedEnqueue[]): Promise<Pro
   } catch (err) {
     if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) {
       if (items.length === 1) throw err;
-      // Whatever failed the batch, each caller must get its own answer: store them one by one.
       ctx.logger.warn({ err, messages: items.length }, 'a batch of enqueues failed; storing each on its own');
-      return Promise.allSettled(items.map((item) => storeAlone(ctx, item)));
+      return storeEachAlone(ctx, items);
     }
   }
   // A retry (or an id reused) is in the batch: the new ones are stored together, and the others are
@@ -56,7 +55,7 @@ async function storeBatch(ctx: AppContext, items: BatchedEnqueue[]): Promise<Pro
     receipts = await retryOnConflict(() => ctx.db.transaction().execute((tx) => storeMessages(tx, items)));
   } catch (err) {
     ctx.logger.warn({ err, messages: items.length }, 'a batch of enqueues failed; storing each on its own');
-    return Promise.allSettled(items.map((item) => storeAlone(ctx, item)));
+    return storeEachAlone(ctx, items);
   }
   return Promise.allSettled(
     items.map(async (item, i) => {
@@ -64,4 +63,23 @@ async function storeBatch(ctx: AppContext, items: BatchedEnqueue[]): Promise<Pro
       return message ? stored(message) : storeAlone(ctx, item);
     }),
   );
+}
+
+/**
+ * Whatever failed a batch, each caller must get its own answer: its requests are stored one after
+ * another (not all at once, which would take every pooled connection from Fetch and Ack).
+ */
+async function storeEachAlone(
+  ctx: AppContext,
+  items: BatchedEnqueue[],
+): Promise<PromiseSettledResult<StoredEnqueue>[]> {
+  const results: PromiseSettledResult<StoredEnqueue>[] = [];
+  for (const item of items) {
+    try {
+      results.push({ status: 'fulfilled', value: await storeAlone(ctx, item) });
+    } catch (reason) {
+      results.push({ status: 'rejected', reason });
+    }
+  }
+  return results;
 }

@@ -78,12 +78,14 @@ export interface BatchedEnqueue {
 }
 
 /**
- * The body of a transaction that stores many plain messages at once, in as many statements as one: the
- * rows (in message_id order, so concurrent batches take the unique index's locks in one order and never
- * deadlock), the seqs (recipients' cursors in one sorted upsert; seqs in the order the requests came, so
- * one sender's pipelined messages keep their order), the mailbox rows, the seqs on the rows. A request
- * whose message_id was already taken (a retry, or another message reusing it) gets `undefined`: the
- * caller answers it on its own with storeEnqueue, after this transaction committed.
+ * The body of a transaction that stores many plain messages at once, in four statements: the rows (in
+ * message_id order, so concurrent batches take the unique index's locks in one order), the seqs
+ * (recipients' cursors in one sorted upsert; seqs in the order the requests came within the batch),
+ * the mailbox rows, the seqs on the rows. The batch path for when an id is already taken (store-plain.ts
+ * is the common one). A request whose message_id was already taken (a retry, or another message reusing
+ * it) gets `undefined`: the caller answers it on its own with storeEnqueue, after this transaction
+ * committed. A retry racing its original on the other path may deadlock with it: Postgres breaks that,
+ * and retryOnConflict runs the loser again.
  */
 export async function storeMessages(
   tx: Transaction<DeliveryTables>,

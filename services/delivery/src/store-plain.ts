@@ -36,7 +36,7 @@ export async function storePlainMessages(
   const rows = await executePrepared(
     db,
     'delivery_store_plain_messages',
-    sql<{ n: string; seqs: string[] }>`
+    sql<{ n: bigint; seqs: string[] }>`
     with msg as (
       select * from unnest(
         ${column('message_id')}::uuid[], ${column('sender_account_id')}::text[], ${column('sender_username')}::text[],

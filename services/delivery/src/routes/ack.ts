@@ -18,35 +18,39 @@ export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
     const upTo = toInt8(request.upToSeq);
     const { ackedUpToSeq, acked, delivered } = await retryOnConflict(() =>
       ctx.db.transaction().execute(async (tx) => {
-        // One statement moves the cursor, deletes the mailbox rows up to it and locks their messages that
-        // still hold a payload (in id order), so that the check below runs on a fresh snapshot that sees
-        // every other recipient's committed ack: two last acks racing each other cannot both miss it.
-        const acked = await sql<{ acked_seq: bigint | null; deleted: bigint; locked: string[] }>`
-          with cursor as (
-            update device_cursors set acked_seq = greatest(acked_seq, least(${upTo}::bigint, last_seq))
-            where device_id = ${deviceId}
-            returning acked_seq
-          ), deleted as (
-            delete from mailbox
-            where device_id = ${deviceId} and seq <= (select acked_seq from cursor)
-            returning message_pk
-          ), locked as (
-            select id from messages
-            where id in (select message_pk from deleted) and payload is not null
-            order by id
-            for update
-          )
-          select (select acked_seq from cursor) as acked_seq, (select count(*) from deleted) as deleted,
-            array(select id from locked) as locked`.execute(tx);
-        const row = acked.rows[0];
-        if (!row || row.acked_seq === null) return { ackedUpToSeq: 0n, acked: 0, delivered: [] };
+        const cursor = await tx
+          .updateTable('device_cursors')
+          .set({ acked_seq: sql<bigint>`greatest(acked_seq, least(${upTo}::bigint, last_seq))` })
+          .where('device_id', '=', deviceId)
+          .returning('acked_seq')
+          .executeTakeFirst();
+        if (!cursor) return { ackedUpToSeq: 0n, acked: 0, delivered: [] };
+        const deleted = await tx
+          .deleteFrom('mailbox')
+          .where('device_id', '=', deviceId)
+          .where('seq', '<=', cursor.acked_seq)
+          .returning('message_pk')
+          .execute();
+        // As one array parameter: an ack can cover more rows than a statement may have parameters.
+        const messagePks = [...new Set(deleted.map((r) => String(r.message_pk)))];
+        const ofThese = sql<boolean>`id = any(${messagePks}::bigint[])`;
         let delivered: { message_id: string; sender_device_id: string }[] = [];
-        if (row.locked.length > 0) {
-          // As one array parameter: an ack can cover more rows than a statement may have parameters.
+        if (messagePks.length > 0) {
+          // Lock the messages first (in id order), so that the check below runs on a fresh snapshot that
+          // sees every other recipient's committed ack: two last acks racing each other cannot both miss it.
+          await tx
+            .selectFrom('messages')
+            .select('id')
+            .where(ofThese)
+            .where('payload', 'is not', null)
+            .orderBy('id')
+            .forUpdate()
+            .execute();
           delivered = await tx
             .updateTable('messages')
             .set({ payload: null })
-            .where(sql<boolean>`id = any(${row.locked}::bigint[])`)
+            .where(ofThese)
+            .where('payload', 'is not', null)
             .where(({ not, exists, selectFrom }) =>
               not(
                 exists(selectFrom('mailbox').select('mailbox.seq').whereRef('mailbox.message_pk', '=', 'messages.id')),
@@ -55,7 +59,7 @@ export function ack(ctx: AppContext): UnaryHandler<AckRequest, AckResponse> {
             .returning(['message_id', 'sender_device_id'])
             .execute();
         }
-        return { ackedUpToSeq: row.acked_seq, acked: Number(row.deleted), delivered };
+        return { ackedUpToSeq: cursor.acked_seq, acked: deleted.length, delivered };
       }),
     );
     // After commit: a transaction retried on conflict counts once.
