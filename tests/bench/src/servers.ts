@@ -31,6 +31,8 @@ export interface Servers {
    * given by QPQ_DATABASE_URL it is dropped again by stop(); a throwaway server goes as a whole.
    */
   freshDatabase(name: string): Promise<string>;
+  /** A service's environment on a fresh database `database`: its certificate, the URLs, a short drain. */
+  serviceEnv(service: string, database: string): Promise<Record<string, string>>;
   /** An RPC client to `address` with `certName`'s certificate; closed when the servers stop. */
   client(certName: string, address: string): RpcClient;
   /** A NATS connection; closed when the servers stop. */
@@ -58,14 +60,26 @@ export async function startServers(): Promise<Servers> {
   const closers: (() => unknown)[] = [];
   const databases = new Set<string>();
   let stopping: Promise<void> | undefined;
+  const freshDatabase = async (name: string) => {
+    databases.add(name);
+    await pg.value.dropDatabase(name);
+    return pg.value.createDatabase(name);
+  };
   return {
     postgres: pg.value,
     nats: nats.value,
     certs: certs.value,
-    async freshDatabase(name) {
-      databases.add(name);
-      await pg.value.dropDatabase(name);
-      return pg.value.createDatabase(name);
+    freshDatabase,
+    async serviceEnv(service, database) {
+      const tls = certs.value.files(service);
+      return {
+        QPQ_TLS_CA: tls.ca,
+        QPQ_TLS_CERT: tls.cert,
+        QPQ_TLS_KEY: tls.key,
+        QPQ_DATABASE_URL: await freshDatabase(database),
+        QPQ_NATS_URL: nats.value.url,
+        QPQ_DRAIN_TIMEOUT: '2s',
+      };
     },
     client(certName, address) {
       const client = new RpcClient({

@@ -47,18 +47,11 @@ export const deliveryEnqueue: Scenario = {
   async run(ctx) {
     const messages = ctx.quick ? QUICK_MESSAGES : MESSAGES;
     const servers = await ctx.servers();
-    const databaseUrl = await servers.freshDatabase('bench_delivery');
-    const tls = servers.certs.files('delivery');
+    const env = await servers.serviceEnv('delivery', 'bench_delivery');
+    const databaseUrl = env.QPQ_DATABASE_URL as string;
     const started = await startServiceProcess({
       service: 'delivery',
-      env: {
-        QPQ_TLS_CA: tls.ca,
-        QPQ_TLS_CERT: tls.cert,
-        QPQ_TLS_KEY: tls.key,
-        QPQ_DATABASE_URL: databaseUrl,
-        QPQ_NATS_URL: servers.nats.url,
-        QPQ_DRAIN_TIMEOUT: '2s',
-      },
+      env,
       logFile: join(ctx.logDir, 'bench_delivery.log'),
     });
     const stop = ctx.own(() => started.stop());

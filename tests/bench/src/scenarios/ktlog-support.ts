@@ -28,16 +28,8 @@ export interface RunningKtlog {
 /** Starts ktlog in its own process on a fresh database `database`; resolves once it is ready. */
 export async function startKtlog(ctx: BenchContext, database: string): Promise<RunningKtlog> {
   const servers = await ctx.servers();
-  const databaseUrl = await servers.freshDatabase(database);
-  const tls = servers.certs.files('ktlog');
-  const env = {
-    QPQ_TLS_CA: tls.ca,
-    QPQ_TLS_CERT: tls.cert,
-    QPQ_TLS_KEY: tls.key,
-    QPQ_DATABASE_URL: databaseUrl,
-    QPQ_NATS_URL: servers.nats.url,
-    QPQ_DRAIN_TIMEOUT: '2s',
-  };
+  const env = await servers.serviceEnv('ktlog', database);
+  const databaseUrl = env.QPQ_DATABASE_URL as string;
   // Read as the service will read it (QPQ_KTLOG_BATCH in the benchmark's environment reaches both).
   const cfg = readKtlogConfig({ ...process.env, ...env });
   const started = await startServiceProcess({ service: 'ktlog', env, logFile: join(ctx.logDir, `${database}.log`) });
